@@ -1,0 +1,56 @@
+"""Small helpers every chapter uses: seeding, the device, showing the package's source."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch (CPU and every GPU); loader workers derive their seeds from it.
+
+    `deterministic=True` also asks torch for deterministic kernels (slower on a GPU; the CPU
+    kernels we use are deterministic already).
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def get_device(name: str = "auto") -> torch.device:
+    """`"auto"` picks CUDA when present, else the CPU; anything else is passed to torch.device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name!r} was asked for but torch sees no CUDA GPU; use device='auto' or 'cpu'")
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    """A one-line description: the GPU's name, or the CPU and its thread count."""
+    if device.type == "cuda":
+        return f"{device}: {torch.cuda.get_device_name(device)}"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def show_source(obj) -> "object":
+    """Render the source of a function or class of `reid` as a highlighted block.
+
+    The chapters show the package's real code through this, so the book and the code
+    cannot drift apart. Outside IPython it returns the source as a string.
+    """
+    source = inspect.getsource(obj)
+    try:
+        from IPython.display import Code
+    except ImportError:  # pragma: no cover - IPython is present wherever notebooks run
+        return source
+    return Code(source, language="python")

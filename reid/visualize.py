@@ -1,0 +1,137 @@
+"""Every figure the book draws. Each function returns its matplotlib Figure."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .config import Config
+from .data.loaders import read_image
+from .data.market1501 import Market1501, Record
+from .data.transforms import augmentation_steps, denormalize
+
+
+def _show(ax, img, title: str | None = None, colour: str | None = None) -> None:
+    if isinstance(img, torch.Tensor):
+        img = img.permute(1, 2, 0).numpy()
+    ax.imshow(img)
+    ax.set_xticks([]), ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(colour is not None)
+        if colour is not None:
+            spine.set_edgecolor(colour)
+            spine.set_linewidth(3)
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def show_identity(dataset: Market1501, pid: int, max_per_camera: int = 4) -> plt.Figure:
+    """One test identity across cameras: a column per camera, queries framed in blue."""
+    by_cam: dict[int, list[tuple[str, Record]]] = defaultdict(list)
+    for split, recs in (("query", dataset.query), ("gallery", dataset.gallery)):
+        for r in recs:
+            if r.pid == pid:
+                by_cam[r.camid].append((split, r))
+    if not by_cam:
+        raise ValueError(f"pid {pid} is not in the query or gallery of {dataset.root}")
+    cams = sorted(by_cam)
+    rows = min(max_per_camera, max(len(v) for v in by_cam.values()))
+    fig, axes = plt.subplots(rows, len(cams), figsize=(1.2 * len(cams), 2.3 * rows), squeeze=False)
+    for j, cam in enumerate(cams):
+        for i in range(rows):
+            ax = axes[i, j]
+            if i < len(by_cam[cam]):
+                split, r = by_cam[cam][i]
+                _show(ax, read_image(r.path), f"c{cam + 1} {split}", "tab:blue" if split == "query" else None)
+            else:
+                ax.axis("off")
+    fig.suptitle(f"identity {pid:04d} seen by {len(cams)} cameras", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def show_batch(images: torch.Tensor, pids: Sequence[int], cfg: Config, max_identities: int = 8) -> plt.Figure:
+    """A PK batch: one row per identity (P rows), its K images side by side."""
+    images = denormalize(images, cfg)
+    pids = [int(p) for p in pids]
+    order = list(dict.fromkeys(pids))[:max_identities]
+    k = max(pids.count(p) for p in order)
+    fig, axes = plt.subplots(len(order), k, figsize=(1.0 * k + 0.6, 1.9 * len(order)), squeeze=False)
+    for i, pid in enumerate(order):
+        idx = [n for n, p in enumerate(pids) if p == pid]
+        for j in range(k):
+            if j < len(idx):
+                _show(axes[i, j], images[idx[j]])
+            else:
+                axes[i, j].axis("off")
+        axes[i, 0].set_ylabel(f"label {pid}", fontsize=8)
+    fig.suptitle(f"a PK batch: P={len(set(pids))} identities x K={k} images (first {len(order)} rows)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def show_augmentations(path: str, cfg: Config, samples: int = 4, seed: int = 0) -> plt.Figure:
+    """The augmentation viewer: the original, then each training augmentation alone, `samples` draws each."""
+    torch.manual_seed(seed)
+    img = read_image(path)
+    steps = augmentation_steps(cfg)
+    fig, axes = plt.subplots(samples, len(steps) + 1, figsize=(1.25 * (len(steps) + 1), 2.2 * samples),
+                             squeeze=False)
+    for i in range(samples):
+        _show(axes[i, 0], img, "original" if i == 0 else None)
+        for j, (name, transform) in enumerate(steps.items(), start=1):
+            _show(axes[i, j], denormalize(transform(img), cfg), name if i == 0 else None)
+    fig.tight_layout()
+    return fig
+
+
+def show_dataset_overview(dataset: Market1501) -> plt.Figure:
+    """Images per camera in each split, and images per identity in the training set."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 2.8))
+    cams = sorted({r.camid for r in dataset.train + dataset.query + dataset.gallery})
+    width = 0.27
+    for k, (name, recs) in enumerate((("train", dataset.train), ("query", dataset.query),
+                                      ("gallery", dataset.gallery))):
+        counts = [sum(r.camid == c for r in recs) for c in cams]
+        a.bar(np.arange(len(cams)) + (k - 1) * width, counts, width, label=name)
+    a.set_xticks(range(len(cams)), [f"c{c + 1}" for c in cams])
+    a.set_ylabel("images"), a.set_title("images per camera", fontsize=10), a.legend(fontsize=8)
+    per_id = np.bincount([r.pid for r in dataset.train])
+    b.hist(per_id, bins=np.arange(per_id.min(), per_id.max() + 2) - 0.5, color="tab:gray")
+    b.set_xlabel("images of one identity"), b.set_ylabel("identities")
+    b.set_title("training images per identity", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def pipeline_figure() -> plt.Figure:
+    """The book's map: data flows left to right through the package's modules."""
+    stages = [
+        ("records", "reid.data", "Market-1501\nfile names"),
+        ("PK loader", "reid.data", "P ids x K imgs\nflip, crop, erase"),
+        ("ResNet50", "reid.model", "last stride 1\nBNNeck"),
+        ("losses", "reid.losses", "ID (smoothed)\ntriplet + HEM\ncenter, ArcFace"),
+        ("training", "reid.engine", "Adam, warmup\nAMP, resume"),
+        ("features", "reid.evaluation", "flip, L2\ncos / Euclid"),
+        ("re-ranking", "reid.reranking", "k-reciprocal\nparam. search"),
+        ("CMC / mAP", "reid.evaluation", "Market protocol\nmINP"),
+    ]
+    fig, ax = plt.subplots(figsize=(12, 2.3))
+    ax.set_xlim(-0.1, len(stages) * 1.5 - 0.4), ax.set_ylim(-0.5, 1.8), ax.axis("off")
+    colours = plt.cm.tab10(np.linspace(0, 1, 10))
+    for i, (title, module, body) in enumerate(stages):
+        x = i * 1.5
+        box = plt.Rectangle((x, 0), 1.1, 1.5, facecolor=colours[i % 10], alpha=0.18, edgecolor=colours[i % 10], lw=1.5)
+        ax.add_patch(box)
+        ax.text(x + 0.55, 1.3, title, ha="center", va="center", fontsize=10, weight="bold")
+        ax.text(x + 0.55, 0.62, body, ha="center", va="center", fontsize=7.5)
+        ax.text(x + 0.55, -0.22, module, ha="center", va="center", fontsize=7.5, family="monospace", color="0.3")
+        if i + 1 < len(stages):
+            ax.annotate("", xy=(x + 1.48, 0.75), xytext=(x + 1.12, 0.75),
+                        arrowprops=dict(arrowstyle="->", lw=1.5, color="0.3"))
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,67 @@
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from reid.data import RandomIdentitySampler
+
+
+def _pids(rng_seed=0, num_ids=30):
+    rng = np.random.default_rng(rng_seed)
+    counts = rng.integers(1, 12, num_ids)  # some identities have fewer than K images
+    return [pid for pid, c in enumerate(counts) for _ in range(c)]
+
+
+def test_every_batch_is_p_by_k_with_distinct_identities():
+    pids = _pids()
+    sampler = RandomIdentitySampler(pids, batch_size=32, num_instances=4, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler.batches(0)) > 0
+    for batch in batches:
+        assert len(batch) == 32
+        counts = Counter(pids[i] for i in batch)
+        assert len(counts) == 8 and set(counts.values()) == {4}
+
+
+def test_identities_with_few_images_are_sampled_with_replacement():
+    pids = [0] * 2 + [1] * 4 + [2] * 1 + [3] * 9
+    sampler = RandomIdentitySampler(pids, batch_size=8, num_instances=4, seed=1)
+    seen = Counter(pids[i] for batch in sampler.batches(0) for i in batch)
+    assert seen[2] == 4  # one image, drawn four times
+    assert all(v % 4 == 0 for v in seen.values())
+
+
+def test_reproducible_and_epochs_differ():
+    pids = _pids()
+    a = RandomIdentitySampler(pids, 16, 4, seed=7)
+    b = RandomIdentitySampler(pids, 16, 4, seed=7)
+    assert list(a) == list(b)  # epoch 0
+    assert list(a) == list(b)  # epoch 1
+    assert a.batches(0) != a.batches(1)
+    assert RandomIdentitySampler(pids, 16, 4, seed=8).batches(0) != a.batches(0)
+
+
+def test_state_dict_resumes_the_epoch():
+    pids = _pids()
+    a = RandomIdentitySampler(pids, 16, 4, seed=3)
+    list(a), list(a)
+    b = RandomIdentitySampler(pids, 16, 4, seed=0)
+    b.load_state_dict(a.state_dict())
+    assert list(b) == list(a)
+
+
+def test_len_matches_iteration():
+    pids = _pids(5)
+    s = RandomIdentitySampler(pids, 24, 4, seed=2)
+    n = len(s)
+    assert n == len(list(s))
+
+
+def test_batch_not_divisible_by_k():
+    with pytest.raises(ValueError, match="not divisible by num_instances=4"):
+        RandomIdentitySampler(list(range(10)), batch_size=30, num_instances=4)
+
+
+def test_too_few_identities():
+    with pytest.raises(ValueError, match="2 identities but a batch needs"):
+        RandomIdentitySampler([0, 0, 1, 1], batch_size=16, num_instances=4)
