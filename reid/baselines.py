@@ -27,10 +27,14 @@ def color_histogram(img: np.ndarray, bins: int = 8, stripes: int = 1) -> np.ndar
 
 
 def color_histogram_features(paths: Sequence[str], bins: int = 8, stripes: int = 1,
-                             size: tuple[int, int] = (128, 64)) -> np.ndarray:
-    """(N, stripes * bins**3) colour-histogram features of image files, resized to `size` (H, W)."""
+                             size: tuple[int, int] = (128, 64), progress: bool | None = None) -> np.ndarray:
+    """(N, stripes * bins**3) colour-histogram features of image files, resized to `size` (H, W).
+
+    A progress bar shows when `progress` is True, or by default past 5,000 images (a few seconds).
+    """
     feats = []
-    for path in tqdm(paths, desc="colour histograms", leave=False, mininterval=1.0):
+    show = progress if progress is not None else len(paths) > 5000
+    for path in tqdm(paths, desc="colour histograms", leave=False, mininterval=1.0, disable=not show):
         img = read_image(path).resize((size[1], size[0]))
         feats.append(color_histogram(np.asarray(img), bins, stripes))
     return np.stack(feats)

@@ -1,0 +1,24 @@
+# The two commands of the quick start. Each sets up .venv on first use (and again when
+# pyproject.toml changes), then runs its job.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: book test clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[book]"
+	touch $@
+
+# Execute every chapter and render the book into _build/html (fails on any warning or cell error).
+book: $(VENV)/.installed
+	$(BIN)/jupyter-book build . -W --keep-going
+
+# Unit tests, then every notebook re-executed and compared with its stored outputs.
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest --nbval
+
+clean:
+	rm -rf _build $(VENV)
