@@ -1,0 +1,24 @@
+"""Data: Market-1501 records, the synthetic Market-1501, PK sampling, transforms, loaders."""
+
+from .loaders import ImageDataset, dataset_root, load_dataset, make_dataloaders, read_image, seed_worker
+from .market1501 import (
+    MARKET1501_FOLDER,
+    Market1501,
+    MarketName,
+    Record,
+    download_market1501,
+    parse_market_name,
+    read_split,
+    safe_extract,
+)
+from .sampler import RandomIdentitySampler
+from .synthetic import PRESETS as SYNTHETIC_PRESETS
+from .synthetic import SyntheticSpec, make_synthetic_market
+from .transforms import augmentation_steps, denormalize, test_transforms, train_transforms
+
+__all__ = [
+    "ImageDataset", "MARKET1501_FOLDER", "Market1501", "MarketName", "RandomIdentitySampler", "Record",
+    "SYNTHETIC_PRESETS", "SyntheticSpec", "augmentation_steps", "dataset_root", "denormalize",
+    "download_market1501", "load_dataset", "make_dataloaders", "make_synthetic_market", "parse_market_name",
+    "read_image", "read_split", "safe_extract", "seed_worker", "test_transforms", "train_transforms",
+]

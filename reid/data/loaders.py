@@ -1,0 +1,102 @@
+"""Datasets and data loaders: records -> image tensors, PK batches for training."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset
+
+from ..config import Config
+from .market1501 import MARKET1501_FOLDER, Market1501, Record
+from .sampler import RandomIdentitySampler
+from .synthetic import make_synthetic_market
+from .transforms import test_transforms, train_transforms
+
+
+def read_image(path: str) -> Image.Image:
+    """Open an image as RGB, or raise an error that names the file and the fix."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image {path} is missing: the dataset folder changed after it was read; "
+                                "reload the dataset") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise OSError(f"cannot read image {path} ({err}); the file is corrupt or truncated: "
+                      "delete it, or re-extract / regenerate the dataset") from None
+
+
+class ImageDataset(Dataset):
+    """Records as (image tensor, pid, camid, path) tuples."""
+
+    def __init__(self, records: Sequence[Record], transform: Callable | None = None):
+        self.records = list(records)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int):
+        path, pid, camid = self.records[index]
+        img = read_image(path)
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, pid, camid, path
+
+
+def dataset_root(cfg: Config, verbose: bool = False) -> Path:
+    """The folder of the configured dataset; the synthetic one is generated if needed."""
+    if cfg.dataset == "synthetic":
+        return make_synthetic_market(cfg.data_root, cfg.synthetic_preset, cfg.synthetic_seed, verbose=verbose)
+    root = Path(cfg.data_root).expanduser() / cfg.market_dir
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"Market-1501 is not at {root} (cfg.data_root={cfg.data_root!r}, cfg.market_dir={cfg.market_dir!r}). "
+            f"Unzip {MARKET1501_FOLDER}.zip there, point cfg.data_root at its parent folder, or on Colab run "
+            f"reid.data.download_market1501({cfg.data_root!r}, allow_download=True)"
+        )
+    return root
+
+
+def load_dataset(cfg: Config, verbose: bool = True) -> Market1501:
+    """The records of the configured dataset (synthetic by default, or the real Market-1501)."""
+    return Market1501(dataset_root(cfg, verbose=verbose), verbose=verbose)
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed Python and NumPy in a loader worker from its torch seed (set by the loader's generator)."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def _loader_kwargs(cfg: Config, seed: int) -> dict:
+    workers = cfg.num_workers
+    return {
+        "num_workers": workers,
+        "pin_memory": torch.cuda.is_available() and cfg.device != "cpu",
+        "persistent_workers": workers > 0,
+        "worker_init_fn": seed_worker,
+        "generator": torch.Generator().manual_seed(seed),
+    }
+
+
+def make_dataloaders(cfg: Config, dataset: Market1501 | None = None):
+    """Return (PK train loader, query+gallery test loader, number of queries, number of classes).
+
+    The test loader yields the queries first, then the gallery, in file-name order; the
+    first `num_query` rows of the extracted features are the queries.
+    """
+    cfg.validate()
+    dataset = dataset if dataset is not None else load_dataset(cfg, verbose=False)
+    sampler = RandomIdentitySampler([r.pid for r in dataset.train], cfg.batch_size, cfg.num_instances, seed=cfg.seed)
+    train_loader = DataLoader(ImageDataset(dataset.train, train_transforms(cfg)), batch_sampler=sampler,
+                              **_loader_kwargs(cfg, cfg.seed))
+    test_loader = DataLoader(ImageDataset(dataset.query + dataset.gallery, test_transforms(cfg)),
+                             batch_size=cfg.test_batch_size, shuffle=False, **_loader_kwargs(cfg, cfg.seed + 1))
+    return train_loader, test_loader, len(dataset.query), dataset.num_train_pids

@@ -1,0 +1,239 @@
+"""Market-1501 records: the folder layout, the file-name grammar, and a guarded download.
+
+Market-1501 (Zheng et al., ICCV 2015) ships three folders of 128 x 64 JPEGs::
+
+    bounding_box_train/   12,936 images of 751 identities (training)
+    query/                 3,368 images of 750 identities (one per identity and camera)
+    bounding_box_test/    19,732 images: the 750 test identities, distractors, junk
+
+and names every image ``PPPP_cCsS_FFFFFF_BB.jpg``: person id, camera (1-6), sequence,
+frame number in that sequence, and the index of the detected box in that frame. Person
+id ``0000`` marks a *distractor* (a wrong detection or a person outside the test set;
+it stays in the gallery as a hard negative) and ``-1`` marks *junk* (a fragment of a
+body; the protocol ignores it, so we drop it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+SPLITS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+NAME_RE = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
+
+
+class MarketName(NamedTuple):
+    """The five fields of a Market-1501 file name."""
+
+    pid: int  # person id; 0 = distractor, -1 = junk
+    cam: int  # camera, 1-based as in the name
+    seq: int  # sequence (video segment) of that camera
+    frame: int  # frame number within the sequence
+    box: int  # index of the detected box in that frame
+
+
+class Record(NamedTuple):
+    """One image: where it is, who it shows (pid), which camera took it (0-based)."""
+
+    path: str
+    pid: int
+    camid: int
+
+
+def parse_market_name(name: str) -> MarketName:
+    """Split ``0002_c1s1_000451_03.jpg`` into its fields; raise on anything else."""
+    m = NAME_RE.match(name)
+    if m is None:
+        raise ValueError(
+            f"{name!r} does not follow the Market-1501 file-name grammar PPPP_cCsS_FFFFFF_BB.jpg "
+            "(e.g. 0002_c1s1_000451_03.jpg); rename it or move it out of the dataset folder"
+        )
+    pid, cam, seq, frame, box = (int(g) for g in m.groups())
+    if cam < 1:
+        raise ValueError(f"{name!r}: camera numbers start at c1")
+    return MarketName(pid, cam, seq, frame, box)
+
+
+def read_split(folder: str | os.PathLike, relabel: bool = False) -> list[Record]:
+    """All usable images of one split folder, sorted by file name.
+
+    Junk (pid -1) is dropped; distractors (pid 0) stay. Files that are not ``.jpg``
+    (``Thumbs.db``, ``.DS_Store``) are ignored; a ``.jpg`` outside the grammar is an
+    error. With ``relabel``, person ids become 0..N-1 in increasing pid order (the
+    classifier's labels).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"split folder {folder} is missing: a Market-1501 root holds bounding_box_train/, query/ and "
+            "bounding_box_test/; check the path (cfg.data_root / cfg.market_dir) or download the dataset"
+        )
+    records = []
+    for name in sorted(os.listdir(folder)):
+        if not name.lower().endswith(".jpg"):
+            continue
+        try:
+            parsed = parse_market_name(name)
+        except ValueError as err:
+            raise ValueError(f"in {folder}: {err}") from None
+        if parsed.pid == -1:
+            continue
+        records.append(Record(str(folder / name), parsed.pid, parsed.cam - 1))
+    if not records:
+        raise ValueError(
+            f"split folder {folder} holds no Market-1501 images (*.jpg named like 0002_c1s1_000451_03.jpg); "
+            "the download or extraction may be incomplete: delete the folder and fetch it again"
+        )
+    if relabel:
+        label = {pid: i for i, pid in enumerate(sorted({r.pid for r in records}))}
+        records = [r._replace(pid=label[r.pid]) for r in records]
+    return records
+
+
+def split_stats(records: list[Record]) -> tuple[int, int, int]:
+    """(identities, images, cameras) of a list of records."""
+    return len({r.pid for r in records}), len(records), len({r.camid for r in records})
+
+
+class Market1501:
+    """The three splits of a Market-1501-style folder (real or synthetic).
+
+    ``.train`` has relabelled pids (0..num_train_pids-1); ``.query`` and ``.gallery``
+    keep the original pids, so a query and its gallery matches share one.
+    """
+
+    def __init__(self, root: str | os.PathLike, verbose: bool = True):
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise FileNotFoundError(
+                f"dataset root {self.root} does not exist. For the synthetic set call "
+                "reid.data.make_synthetic_market(root); for the real Market-1501 set cfg.data_root to the folder "
+                "holding Market-1501-v15.09.15/, or fetch it with reid.data.download_market1501(root)"
+            )
+        missing = [s for s in SPLITS.values() if not (self.root / s).is_dir()]
+        if missing:
+            inner = [p.name for p in self.root.iterdir() if p.is_dir() and (p / "bounding_box_train").is_dir()]
+            hint = f"; did you mean {self.root / inner[0]}?" if inner else ""
+            raise FileNotFoundError(
+                f"{self.root} is not a Market-1501 root: missing {', '.join(missing)}/{hint} "
+                "The root must hold bounding_box_train/, query/ and bounding_box_test/"
+            )
+        self.train = read_split(self.root / SPLITS["train"], relabel=True)
+        self.query = read_split(self.root / SPLITS["query"])
+        self.gallery = read_split(self.root / SPLITS["gallery"])
+        self.num_train_pids = split_stats(self.train)[0]
+        if verbose:
+            print(self.table())
+
+    def table(self) -> str:
+        """The statistics table the seed prints: identities, images, cameras per split."""
+        rule = "  " + "-" * 40
+        rows = ["Dataset statistics:", rule, "  subset   | # ids | # images | # cameras", rule]
+        for name, recs in (("train", self.train), ("query", self.query), ("gallery", self.gallery)):
+            ids, imgs, cams = split_stats(recs)
+            rows.append(f"  {name:<8} | {ids:5d} | {imgs:8d} | {cams:9d}")
+        rows.append(rule)
+        return "\n".join(rows)
+
+    def __repr__(self) -> str:
+        return f"Market1501({str(self.root)!r})"
+
+
+# --------------------------------------------------------------------------------------
+# Download (Colab). Never called by the library itself: only by a notebook cell that asks.
+# --------------------------------------------------------------------------------------
+MARKET1501_URL = "https://drive.usercontent.google.com/download?id=0B8-rUzbwVRk0c054eEozWG9COHM&export=download&confirm=t"
+MARKET1501_FOLDER = "Market-1501-v15.09.15"
+# Files per folder in the official v15.09.15 release; checked after extraction.
+MARKET1501_COUNTS = {"bounding_box_train": 12936, "query": 3368, "bounding_box_test": 19732}
+
+
+def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def safe_extract(archive: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Unzip `archive` into `target`, refusing any member that would land outside it.
+
+    A zip can name members ``../../etc/passwd`` or ``/abs/path`` ("zip slip"), or carry
+    symbolic links; each is rejected before anything is written.
+    """
+    target = Path(target).resolve()
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            dest = (target / info.filename).resolve()
+            if dest != target and target not in dest.parents:
+                raise ValueError(f"{archive}: member {info.filename!r} would be written outside {target}; refusing")
+            if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                raise ValueError(f"{archive}: member {info.filename!r} is a symbolic link; refusing")
+        zf.extractall(target)
+
+
+def download_market1501(
+    root: str | os.PathLike,
+    url: str = MARKET1501_URL,
+    sha256: str | None = None,
+    allow_download: bool = False,
+) -> Path:
+    """Fetch and unpack Market-1501 into ``root/Market-1501-v15.09.15`` and return that folder.
+
+    Guarded: nothing is fetched unless ``allow_download=True`` (the Colab set-up cell
+    passes it), so no test or offline run ever reaches for the network. An existing,
+    complete folder is reused. With ``sha256`` the archive is checked against it;
+    without one, its digest is printed (to pin it next time) and the extracted folders
+    are checked against the official image counts. Extraction goes to a temporary
+    folder next to the target and is renamed into place, so an interrupted download
+    never leaves a half-written dataset.
+    """
+    root = Path(root).expanduser()
+    folder = root / MARKET1501_FOLDER
+    if all((folder / s).is_dir() for s in MARKET1501_COUNTS):
+        return folder
+    if not allow_download:
+        raise FileNotFoundError(
+            f"Market-1501 is not at {folder}. Download it with "
+            f"reid.data.download_market1501({str(root)!r}, allow_download=True) (Colab), or unzip "
+            f"{MARKET1501_FOLDER}.zip into {root} yourself"
+        )
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".market-download-") as tmp:
+        archive = Path(tmp) / f"{MARKET1501_FOLDER}.zip"
+        with urllib.request.urlopen(url) as response, open(archive, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc="Market-1501") as bar:
+                while block := response.read(1 << 20):
+                    out.write(block)
+                    bar.update(len(block))
+        digest = sha256sum(archive)
+        if sha256 is not None and digest != sha256.lower():
+            raise ValueError(f"{archive.name}: sha256 {digest} does not match the expected {sha256}; "
+                             "the download is corrupt or the URL serves another file: try again or change `url`")
+        print(f"{archive.name}: sha256 {digest}")
+        unpacked = Path(tmp) / "unpacked"
+        safe_extract(archive, unpacked)
+        found = next((p.parent for p in unpacked.rglob("bounding_box_train") if p.is_dir()), None)
+        if found is None:
+            raise ValueError(f"{url} did not contain a bounding_box_train/ folder: is it Market-1501?")
+        for split, expected in MARKET1501_COUNTS.items():
+            got = sum(1 for n in os.listdir(found / split) if n.endswith(".jpg")) if (found / split).is_dir() else 0
+            if got != expected:
+                raise ValueError(f"{split}/ holds {got} images, Market-1501 v15.09.15 has {expected}: "
+                                 "the archive is incomplete or another release; try again")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(found, folder)
+    return folder
