@@ -121,7 +121,7 @@ class Market1501:
             inner = [p.name for p in self.root.iterdir() if p.is_dir() and (p / "bounding_box_train").is_dir()]
             hint = f"; did you mean {self.root / inner[0]}?" if inner else ""
             raise FileNotFoundError(
-                f"{self.root} is not a Market-1501 root: missing {', '.join(missing)}/{hint} "
+                f"{self.root} is not a Market-1501 root: missing {', '.join(m + '/' for m in missing)}{hint} "
                 "The root must hold bounding_box_train/, query/ and bounding_box_test/"
             )
         self.train = read_split(self.root / SPLITS["train"], relabel=True)
