@@ -115,8 +115,9 @@ PRESETS = {
                           images_per_camera=(2, 3), num_distractors=20, num_junk=10),
     # the default of the book and CI: a few thousand images, a few seconds
     "small": SyntheticSpec(),
-    # Market-1501's scale: 751 + 750 identities, ~13k train, ~3.4k query, ~16k gallery images
-    "market": SyntheticSpec(num_train_ids=751, num_test_ids=750, cams_per_id=(2, 6), images_per_camera=(2, 7),
+    # Market-1501's scale: 751 + 750 identities, about 13.5k train, 3.4k query and 13k gallery images
+    # (Market-1501: 12,936 / 3,368 / 15,913), plus junk
+    "market": SyntheticSpec(num_train_ids=751, num_test_ids=750, cams_per_id=(3, 6), images_per_camera=(2, 6),
                             num_distractors=2800, num_junk=3800),
 }
 
