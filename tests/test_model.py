@@ -1,0 +1,102 @@
+import pytest
+import torch
+
+from reid import Config
+from reid.model import ArcFace, Baseline, load_weights
+
+
+@pytest.mark.parametrize("backbone, dim", [("resnet18", 512), ("resnet50", 2048)])
+def test_output_shapes_train_and_eval(backbone, dim):
+    torch.manual_seed(0)
+    model = Baseline(10, backbone=backbone, pretrained="none")
+    x = torch.randn(4, 3, 64, 32)
+    model.train()
+    logits, feat = model(x)
+    assert logits.shape == (4, 10) and feat.shape == (4, dim)
+    model.eval()
+    with torch.no_grad():
+        after = model(x)
+        model.neck_feat = "before"
+        before = model(x)
+    assert after.shape == before.shape == (4, dim)
+    assert not torch.allclose(after, before)
+
+
+def test_last_stride_one_keeps_a_16_by_8_map_at_256_by_128():
+    x = torch.randn(1, 3, 256, 128)
+    with torch.no_grad():
+        s1 = Baseline(5, "resnet50", last_stride=1, pretrained="none").eval().base(x)
+        s2 = Baseline(5, "resnet50", last_stride=2, pretrained="none").eval().base(x)
+    assert s1.shape == (1, 2048, 16, 8)
+    assert s2.shape == (1, 2048, 8, 4)
+
+
+def test_bnneck_bias_is_frozen_and_classifier_has_no_bias():
+    model = Baseline(7, "resnet18", pretrained="none")
+    assert not model.bottleneck.bias.requires_grad
+    assert model.classifier.bias is None
+    assert model.classifier.weight.std().item() == pytest.approx(0.001, rel=0.2)
+
+
+def test_arcface_target_logit_is_s_cos_theta_plus_m():
+    torch.manual_seed(0)
+    head = ArcFace(8, 5, s=30.0, m=0.5)
+    x = torch.randn(6, 8)
+    labels = torch.tensor([0, 1, 2, 3, 4, 0])
+    out = head(x, labels)
+    cos = torch.nn.functional.normalize(x) @ torch.nn.functional.normalize(head.weight).T
+    theta = torch.acos(cos.clamp(-1, 1))
+    for i, y in enumerate(labels):
+        if theta[i, y] + 0.5 < torch.pi:
+            assert out[i, y].item() == pytest.approx(30 * torch.cos(theta[i, y] + 0.5).item(), abs=1e-3)
+        others = [j for j in range(5) if j != y]
+        assert torch.allclose(out[i, others], 30 * cos[i, others], atol=1e-4)
+
+
+def test_arcface_model_needs_labels_in_training():
+    model = Baseline(5, "resnet18", pretrained="none", cos_layer=True).train()
+    with pytest.raises(ValueError, match="needs the labels"):
+        model(torch.randn(2, 3, 64, 32))
+    logits, _ = model(torch.randn(2, 3, 64, 32), torch.tensor([0, 1]))
+    assert logits.shape == (2, 5)
+
+
+def test_pretrained_from_local_file_and_clear_errors(tmp_path):
+    import torchvision
+
+    ref = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(ref.state_dict(), path)
+    model = Baseline(5, "resnet18", last_stride=1, pretrained=str(path))
+    assert torch.equal(model.base[0].weight, ref.conv1.weight)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        Baseline(5, "resnet18", pretrained=str(tmp_path / "missing.pth"))
+    with pytest.raises(ValueError, match="does not fit a resnet50"):
+        Baseline(5, "resnet50", pretrained=str(path))
+
+
+def test_imagenet_offline_says_how_to_provide_the_file(monkeypatch, tmp_path):
+    import torchvision
+
+    def offline(self, *args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
+    with pytest.raises(RuntimeError, match="pretrained='/path/to/resnet18-.*pth'.*pretrained='none'"):
+        Baseline(5, "resnet18", pretrained="imagenet")
+
+
+def test_checkpoint_for_another_number_of_classes(tmp_path):
+    path = tmp_path / "w.pth"
+    torch.save(Baseline(10, "resnet18", pretrained="none").state_dict(), path)
+    model = Baseline(5, "resnet18", pretrained="none")
+    with pytest.raises(ValueError, match="10 classes but the model has 5"):
+        load_weights(model, path)
+    same = Baseline(10, "resnet18", pretrained="none")
+    load_weights(same, path)
+
+
+def test_from_config():
+    cfg = Config.smoke()
+    model = Baseline.from_config(cfg, 12)
+    assert model.in_planes == 512 and model.num_classes == 12
