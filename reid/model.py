@@ -167,3 +167,25 @@ def load_weights(model: Baseline, path: str | os.PathLike) -> None:
             f"num_classes={state[key].shape[0]}, or drop the 'classifier.*' keys and load with strict=False"
         )
     model.load_state_dict(state)
+
+
+STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+
+
+@torch.no_grad()
+def feature_map_sizes(model: Baseline, input_size: tuple[int, int] = (256, 128)) -> list[tuple[str, tuple[int, ...]]]:
+    """(stage name, (C, H, W)) after each stage of the backbone for one image of `input_size`."""
+    x = torch.zeros(1, 3, *input_size)
+    sizes = []
+    was_training = model.training
+    model.eval()
+    for name, stage in zip(STAGES, model.base):
+        x = stage(x)
+        if name in ("conv1", "maxpool") or name.startswith("layer"):
+            sizes.append((name, tuple(x.shape[1:])))
+    model.train(was_training)
+    return sizes
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

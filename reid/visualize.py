@@ -135,3 +135,18 @@ def pipeline_figure() -> plt.Figure:
                         arrowprops=dict(arrowstyle="->", lw=1.5, color="0.3"))
     fig.tight_layout()
     return fig
+
+
+def show_bnneck(feat_before: torch.Tensor, feat_after: torch.Tensor) -> plt.Figure:
+    """What the BNNeck does to a batch of features: their values, and the cosine between pairs."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 2.8))
+    for name, f, colour in (("before BNNeck", feat_before, "tab:orange"), ("after BNNeck", feat_after, "tab:blue")):
+        f = f.float()
+        a.hist(f.flatten().numpy(), bins=80, alpha=0.6, color=colour, label=name, density=True)
+        fn = torch.nn.functional.normalize(f, dim=1)
+        cos = (fn @ fn.T)[~torch.eye(len(f), dtype=torch.bool)]
+        b.hist(cos.numpy(), bins=60, range=(-1, 1), alpha=0.6, color=colour, label=name, density=True)
+    a.set_title("feature values", fontsize=10), a.set_xlabel("value"), a.legend(fontsize=8)
+    b.set_title("cosine similarity between two images", fontsize=10), b.set_xlabel("cosine"), b.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
