@@ -150,3 +150,16 @@ def show_bnneck(feat_before: torch.Tensor, feat_after: torch.Tensor) -> plt.Figu
     b.set_title("cosine similarity between two images", fontsize=10), b.set_xlabel("cosine"), b.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> plt.Figure:
+    """One panel per loss: the 2-D test embedding, coloured by class."""
+    fig, axes = plt.subplots(1, len(results), figsize=(2.6 * len(results), 2.8), squeeze=False)
+    for ax, (name, (emb, labels)) in zip(axes[0], results.items()):
+        ax.scatter(emb[:, 0].numpy(), emb[:, 1].numpy(), c=labels.numpy(), cmap="tab10", s=5, vmin=0, vmax=9)
+        ax.axhline(0, color="0.85", lw=0.8, zorder=0), ax.axvline(0, color="0.85", lw=0.8, zorder=0)
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_aspect("equal", adjustable="datalim")
+    fig.tight_layout()
+    return fig
