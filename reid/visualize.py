@@ -163,3 +163,36 @@ def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]]) -
         ax.set_aspect("equal", adjustable="datalim")
     fig.tight_layout()
     return fig
+
+
+def show_mined_pairs(images: torch.Tensor, labels: Sequence[int], p_idx: torch.Tensor, n_idx: torch.Tensor,
+                     d_ap: torch.Tensor, d_an: torch.Tensor, cfg: Config, anchors: Sequence[int]) -> plt.Figure:
+    """For each anchor: the anchor, its hardest positive (green) and its hardest negative (red)."""
+    images = denormalize(images, cfg)
+    fig, axes = plt.subplots(len(anchors), 3, figsize=(3.6, 2.0 * len(anchors)), squeeze=False)
+    for row, a in enumerate(anchors):
+        p, n = int(p_idx[a]), int(n_idx[a])
+        _show(axes[row, 0], images[a], f"anchor (id {int(labels[a])})")
+        _show(axes[row, 1], images[p], f"d_ap = {d_ap[a]:.2f}", "tab:green")
+        _show(axes[row, 2], images[n], f"d_an = {d_an[a]:.2f} (id {int(labels[n])})", "tab:red")
+    fig.suptitle("hardest positive and hardest negative per anchor", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def show_hem_distributions(d_ap: torch.Tensor, d_an: torch.Tensor, alphas: Sequence[float],
+                           margin: float = 0.3) -> plt.Figure:
+    """The mined distances as the loss sees them, (1 + α) d_ap and (1 − α) d_an, for each HEM factor α."""
+    fig, axes = plt.subplots(1, len(alphas), figsize=(3.2 * len(alphas), 2.6), sharey=True, squeeze=False)
+    hi = float(max(d_ap.max(), d_an.max())) * (1 + max(alphas))
+    bins = np.linspace(0, hi, 30)
+    for ax, a in zip(axes[0], alphas):
+        ap, an = (1 + a) * d_ap, (1 - a) * d_an
+        active = (ap - an + margin > 0).float().mean().item()
+        ax.hist(ap.numpy(), bins=bins, alpha=0.6, color="tab:green", label="(1+α) d_ap")
+        ax.hist(an.numpy(), bins=bins, alpha=0.6, color="tab:red", label="(1−α) d_an")
+        ax.set_title(f"α = {a}: {100 * active:.0f}% of anchors violate the margin", fontsize=9)
+        ax.set_xlabel("distance")
+    axes[0, 0].set_ylabel("anchors"), axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

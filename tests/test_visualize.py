@@ -1,0 +1,44 @@
+"""Every figure function draws on small inputs and returns a Figure with the expected panels."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from reid import Config  # noqa: E402
+from reid.data import Market1501  # noqa: E402
+from reid.visualize import (pipeline_figure, show_augmentations, show_batch, show_bnneck,  # noqa: E402
+                            show_dataset_overview, show_hem_distributions, show_identity, show_mined_pairs,
+                            show_toy_embeddings)
+
+
+def _axes(fig):
+    n = len(fig.axes)
+    plt.close(fig)
+    return n
+
+
+def test_dataset_figures(tiny_root):
+    ds = Market1501(tiny_root, verbose=False)
+    cfg = Config.smoke(input_size=(64, 32))
+    assert _axes(show_dataset_overview(ds)) == 2
+    pid = ds.query[0].pid
+    cams = len({r.camid for r in ds.query + ds.gallery if r.pid == pid})
+    assert _axes(show_identity(ds, pid, max_per_camera=2)) == 2 * cams
+    assert _axes(show_augmentations(ds.train[0].path, cfg, samples=2)) == 2 * 6
+    images, pids = torch.randn(8, 3, 64, 32), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    assert _axes(show_batch(images, pids, cfg, max_identities=3)) == 3 * 2
+
+
+def test_model_and_loss_figures():
+    cfg = Config.smoke(input_size=(64, 32))
+    f = torch.randn(16, 8)
+    assert _axes(show_bnneck(f.abs(), f)) == 2
+    assert _axes(show_toy_embeddings({"a": (torch.randn(10, 2), torch.arange(10) % 3)})) == 1
+    d_ap, d_an = torch.rand(8) + 1, torch.rand(8)
+    idx = torch.arange(8)
+    assert _axes(show_mined_pairs(torch.randn(8, 3, 64, 32), idx % 4, idx, idx, d_ap, d_an, cfg, [0, 1])) == 6
+    assert _axes(show_hem_distributions(d_ap, d_an, (0.0, 0.2))) == 2
+    assert _axes(pipeline_figure()) == 1
