@@ -611,8 +611,9 @@ def make_synthetic_market(
         (tmp / split).mkdir(parents=True)
     start = time.perf_counter()
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    chunks = [(str(tmp), jobs[i : i + 256]) for i in range(0, len(jobs), 256)]
-    if workers > 1 and len(jobs) > 512:
+    size = max(32, min(256, -(-len(jobs) // (4 * workers))))  # ~4 chunks per worker, 32..256 images each
+    chunks = [(str(tmp), jobs[i : i + size]) for i in range(0, len(jobs), size)]
+    if workers > 1 and len(chunks) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
