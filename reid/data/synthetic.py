@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from .market1501 import SPLITS
+
 # Market-1501 images are 128 x 64 pixels; we draw at twice that and downsample (anti-aliasing).
 HEIGHT, WIDTH = 128, 64
 _SS = 2  # super-sampling factor
@@ -607,7 +609,7 @@ def make_synthetic_market(
     jobs = plan_dataset(spec, seed)
     tmp = root / f".{folder.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    for split in ("bounding_box_train", "query", "bounding_box_test"):
+    for split in SPLITS.values():
         (tmp / split).mkdir(parents=True)
     start = time.perf_counter()
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
