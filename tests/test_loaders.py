@@ -37,6 +37,16 @@ def test_loaders_are_reproducible_with_workers(tiny_root):
         assert torch.equal(x[0], y[0]) and torch.equal(x[1], y[1])
 
 
+def test_augmentation_does_not_depend_on_the_number_of_workers(tiny_root):
+    def first_batch(workers):
+        cfg = Config.smoke(data_root=str(tiny_root.parent), synthetic_preset="tiny", batch_size=8,
+                           num_instances=4, num_workers=workers, input_size=(64, 32))
+        torch.manual_seed(workers)  # the caller's random state must not matter either
+        return next(iter(make_dataloaders(cfg)[0]))[0]
+
+    assert torch.equal(first_batch(0), first_batch(2))
+
+
 def test_missing_market_is_explained(tmp_path):
     cfg = Config.market1501(data_root=str(tmp_path))
     with pytest.raises(FileNotFoundError, match="Market-1501 is not at .*download_market1501"):

@@ -63,5 +63,33 @@ def test_batch_not_divisible_by_k():
 
 
 def test_too_few_identities():
-    with pytest.raises(ValueError, match="2 identities but a batch needs"):
+    with pytest.raises(ValueError, match="2 identities but a step needs"):
         RandomIdentitySampler([0, 0, 1, 1], batch_size=16, num_instances=4)
+
+
+def test_ranks_get_disjoint_identities_and_cover_the_global_batch():
+    pids = [p for p in range(40) for _ in range(5)]
+    single = RandomIdentitySampler(pids, 16, 4, seed=3, world_size=2)
+    ranks = [RandomIdentitySampler(pids, 16, 4, seed=3, rank=r, world_size=2) for r in range(2)]
+    b0, b1 = ranks[0].batches(0), ranks[1].batches(0)
+    assert len(b0) == len(b1) > 0  # every process takes the same number of steps
+    for x, y, whole in zip(b0, b1, single.global_batches(0)):
+        ids_x, ids_y = {pids[i] for i in x}, {pids[i] for i in y}
+        assert len(x) == len(y) == 16 and len(ids_x) == len(ids_y) == 4
+        assert not ids_x & ids_y  # no identity on two processes in one step
+        assert x + y == whole
+    with pytest.raises(ValueError, match="rank=2 must be in"):
+        RandomIdentitySampler(pids, 16, 4, rank=2, world_size=2)
+    with pytest.raises(ValueError, match="x 16 process"):
+        RandomIdentitySampler(pids, 16, 4, world_size=16)
+
+
+def test_item_seeds_pair_every_index_with_a_seed():
+    pids = [p for p in range(12) for _ in range(4)]
+    s = RandomIdentitySampler(pids, 8, 4, seed=1, item_seeds=True)
+    plain = RandomIdentitySampler(pids, 8, 4, seed=1)
+    first = list(s)
+    assert [[i for i, _ in b] for b in first] == plain.batches(0)
+    seeds = [seed for b in first for _, seed in b]
+    assert len(set(seeds)) == len(seeds)  # distinct seeds, so no two images share their augmentation
+    assert list(s) != first  # the next epoch draws new seeds and batches

@@ -32,7 +32,12 @@ def read_image(path: str) -> Image.Image:
 
 
 class ImageDataset(Dataset):
-    """Records as (image tensor, pid, camid, path) tuples."""
+    """Records as (image tensor, pid, camid, path) tuples.
+
+    An index may be an (index, seed) pair (from `RandomIdentitySampler(item_seeds=True)`):
+    the random transforms then draw from torch's generator seeded with `seed`, forked so
+    that the caller's random state is left as it was.
+    """
 
     def __init__(self, records: Sequence[Record], transform: Callable | None = None):
         self.records = list(records)
@@ -41,11 +46,19 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int | tuple[int, int]):
+        seed = None
+        if isinstance(index, (tuple, list)):
+            index, seed = index
         path, pid, camid = self.records[index]
         img = read_image(path)
         if self.transform is not None:
-            img = self.transform(img)
+            if seed is None:
+                img = self.transform(img)
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.default_generator.manual_seed(seed)  # the CPU generator only: cheap, per image
+                    img = self.transform(img)
         return img, pid, camid, path
 
 
@@ -86,15 +99,19 @@ def _loader_kwargs(cfg: Config, seed: int) -> dict:
     }
 
 
-def make_dataloaders(cfg: Config, dataset: Market1501 | None = None):
+def make_dataloaders(cfg: Config, dataset: Market1501 | None = None, rank: int = 0, world_size: int = 1):
     """Return (PK train loader, query+gallery test loader, number of queries, number of classes).
 
-    The test loader yields the queries first, then the gallery, in file-name order; the
-    first `num_query` rows of the extracted features are the queries.
+    The train loader's augmentations are seeded per image (see `RandomIdentitySampler`), so
+    they do not depend on the number of workers. With several processes, `rank` and
+    `world_size` give each its own identities in every step. The test loader yields the
+    queries first, then the gallery, in file-name order; the first `num_query` rows of the
+    extracted features are the queries.
     """
     cfg.validate()
     dataset = dataset if dataset is not None else load_dataset(cfg, verbose=False)
-    sampler = RandomIdentitySampler([r.pid for r in dataset.train], cfg.batch_size, cfg.num_instances, seed=cfg.seed)
+    sampler = RandomIdentitySampler([r.pid for r in dataset.train], cfg.batch_size, cfg.num_instances, seed=cfg.seed,
+                                    rank=rank, world_size=world_size, item_seeds=True)
     train_loader = DataLoader(ImageDataset(dataset.train, train_transforms(cfg)), batch_sampler=sampler,
                               **_loader_kwargs(cfg, cfg.seed))
     test_loader = DataLoader(ImageDataset(dataset.query + dataset.gallery, test_transforms(cfg)),

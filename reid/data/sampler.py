@@ -25,32 +25,47 @@ class RandomIdentitySampler(Sampler[list[int]]):
     ``epoch``; ``set_epoch`` (or ``load_state_dict``) picks one explicitly, e.g. to resume.
 
     Use it as ``DataLoader(dataset, batch_sampler=RandomIdentitySampler(...))``.
+
+    With several processes (DistributedDataParallel), every process builds the same global
+    batches of P x world_size identities and takes its own P of them (``rank``), so no
+    identity is seen by two processes in the same step. ``item_seeds=True`` yields
+    (index, augmentation seed) pairs instead of indices, for `ImageDataset`.
     """
 
-    def __init__(self, pids: Sequence[int], batch_size: int, num_instances: int, seed: int = 0):
+    def __init__(self, pids: Sequence[int], batch_size: int, num_instances: int, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, item_seeds: bool = False):
         if num_instances < 1 or batch_size % num_instances:
             raise ValueError(
                 f"batch_size={batch_size} is not divisible by num_instances={num_instances}: "
                 f"a PK batch holds P identities x K images; use a multiple of {num_instances}"
             )
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank={rank} must be in [0, world_size={world_size})")
         self.pids = [int(p) for p in pids]
         self.num_instances = num_instances
         self.num_pids_per_batch = batch_size // num_instances
+        self.rank, self.world_size, self.item_seeds = rank, world_size, item_seeds
         self.index_of = defaultdict(list)  # pid -> dataset indices
         for i, pid in enumerate(self.pids):
             self.index_of[pid].append(i)
         self.identities = sorted(self.index_of)
-        if len(self.identities) < self.num_pids_per_batch:
+        needed = self.num_pids_per_batch * world_size
+        if len(self.identities) < needed:
             raise ValueError(
-                f"the training set has {len(self.identities)} identities but a batch needs "
-                f"P = batch_size / num_instances = {self.num_pids_per_batch}; lower batch_size"
+                f"the training set has {len(self.identities)} identities but a step needs "
+                f"P = batch_size / num_instances = {self.num_pids_per_batch} per process x {world_size} "
+                f"process(es) = {needed}; lower batch_size"
             )
         self.seed = seed
         self.epoch = 0
         self._cache: tuple[int, list[list[int]]] | None = None
 
-    def batches(self, epoch: int) -> list[list[int]]:
-        """The batches of one epoch (deterministic from seed and epoch)."""
+    def global_batches(self, epoch: int) -> list[list[int]]:
+        """The batches of one epoch for all processes together (deterministic from seed and epoch).
+
+        Each holds P x world_size distinct identities, K images each; process r takes the
+        r-th slice of P identities (`batches`).
+        """
         if self._cache is not None and self._cache[0] == epoch:
             return self._cache[1]
         rng = np.random.default_rng([self.seed, epoch])
@@ -64,9 +79,10 @@ class RandomIdentitySampler(Sampler[list[int]]):
             usable = len(idxs) // k * k
             groups[pid] = [idxs[i : i + k].tolist() for i in range(0, usable, k)]
         available = [pid for pid in self.identities if groups[pid]]
+        per_step = self.num_pids_per_batch * self.world_size
         out = []
-        while len(available) >= self.num_pids_per_batch:
-            chosen = rng.choice(len(available), size=self.num_pids_per_batch, replace=False)
+        while len(available) >= per_step:
+            chosen = rng.choice(len(available), size=per_step, replace=False)
             batch = []
             for j in chosen:
                 batch.extend(groups[available[j]].pop())
@@ -75,10 +91,34 @@ class RandomIdentitySampler(Sampler[list[int]]):
         self._cache = (epoch, out)
         return out
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def batches(self, epoch: int) -> list[list[int]]:
+        """This process's batches of one epoch: its own P identities of every global batch."""
+        size = self.num_pids_per_batch * self.num_instances
+        lo = self.rank * size
+        return [b[lo : lo + size] for b in self.global_batches(epoch)]
+
+    def augmentation_seeds(self, epoch: int) -> list[list[int]]:
+        """One seed per image of `batches(epoch)`, for `ImageDataset` to seed its random transforms with.
+
+        The augmentation of each image then depends only on (seed, epoch, position), not on
+        which loader worker happens to load it: training gives the same result with 0 or 8
+        workers, and a resumed run repeats exactly what an uninterrupted one would have done.
+        """
+        sizes = [len(b) for b in self.global_batches(epoch)]
+        seeds = np.random.default_rng([self.seed, epoch, 1]).integers(0, 2**62, size=sum(sizes))
+        size = self.num_pids_per_batch * self.num_instances
+        lo = self.rank * size
+        per_batch = np.split(seeds, np.cumsum(sizes)[:-1]) if sizes else []
+        return [s[lo : lo + size].tolist() for s in per_batch]
+
+    def __iter__(self) -> Iterator[list]:
         epoch = self.epoch
         self.epoch += 1
-        yield from self.batches(epoch)
+        if not self.item_seeds:
+            yield from self.batches(epoch)
+            return
+        for batch, seeds in zip(self.batches(epoch), self.augmentation_seeds(epoch)):
+            yield list(zip(batch, seeds))  # (dataset index, augmentation seed) pairs
 
     def __len__(self) -> int:
         return len(self.batches(self.epoch))
