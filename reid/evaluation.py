@@ -16,6 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
 
 
 @dataclass(frozen=True)
@@ -83,3 +87,86 @@ def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 5
         raise ValueError("no query has a true match in the gallery from another camera: nothing to evaluate. "
                          "Are the query and gallery from the same dataset?")
     return RankResult(np.mean(all_cmc, axis=0), float(np.mean(all_ap)), float(np.mean(all_inp)), len(all_cmc))
+
+
+# --------------------------------------------------------------------------------------
+# Features and distances
+# --------------------------------------------------------------------------------------
+def autocast_dtype(device: torch.device, amp: bool = True) -> torch.dtype | None:
+    """The mixed-precision type on CUDA (bfloat16 where supported, else float16); None on the CPU or amp=False."""
+    if not amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@torch.inference_mode()
+def extract_features(model: nn.Module, loader, device: torch.device | str = "cpu", flip: bool = False,
+                     amp: bool = True, channels_last: bool = True, progress: bool = False):
+    """Features of every image of `loader` in order: (feats (N, d) float32 on the CPU, pids, camids).
+
+    `flip=True` adds the feature of the mirrored image to the image's own (the seed's flipped
+    features): a person seen from the left and from the right gets one description.
+    """
+    device = torch.device(device)
+    dtype = autocast_dtype(device, amp)
+    was_training = model.training
+    model.eval()
+    feats, pids, camids = [], [], []
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for images, pid, camid, _ in tqdm(loader, desc="features", leave=False, disable=not progress):
+        images = images.to(device, non_blocking=True, memory_format=fmt)
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            feat = model(images).float()  # (B, d)
+            if flip:
+                feat = feat + model(torch.flip(images, dims=[3])).float()
+        feats.append(feat.cpu())
+        pids.append(torch.as_tensor(pid))
+        camids.append(torch.as_tensor(camid))
+    model.train(was_training)
+    return torch.cat(feats), torch.cat(pids).numpy(), torch.cat(camids).numpy()
+
+
+def pairwise_distance(query: torch.Tensor, gallery: torch.Tensor, metric: str = "euclidean",
+                      chunk_size: int = 4096) -> torch.Tensor:
+    """(len(query), len(gallery)) distances by matrix products, in query chunks on the features' device.
+
+    "euclidean" is the squared Euclidean distance |q|^2 + |g|^2 - 2 q.g (clamped at 0);
+    "cosine" is 1 - cos(q, g). Computed in float32; memory beyond the result is one chunk.
+    """
+    if metric not in ("euclidean", "cosine"):
+        raise ValueError(f"metric={metric!r} is unknown; choose 'euclidean' or 'cosine'")
+    if query.ndim != 2 or gallery.ndim != 2 or query.shape[1] != gallery.shape[1]:
+        raise ValueError(f"features must be (N, d) with the same d, got {tuple(query.shape)} and {tuple(gallery.shape)}")
+    q, g = query.float(), gallery.float()
+    if metric == "cosine":
+        q, g = F.normalize(q, dim=1), F.normalize(g, dim=1)
+    g_sq = g.pow(2).sum(1)  # (G,)
+    out = torch.empty(len(q), len(g), dtype=torch.float32, device=q.device)
+    for start in range(0, len(q), chunk_size):
+        qc = q[start:start + chunk_size]  # (c, d)
+        if metric == "cosine":
+            out[start:start + chunk_size] = 1.0 - qc @ g.T
+        else:
+            d = qc.pow(2).sum(1, keepdim=True) + g_sq - 2.0 * (qc @ g.T)
+            out[start:start + chunk_size] = d.clamp_(min=0.0)
+    return out
+
+
+def evaluate_features(feats: torch.Tensor, pids, camids, num_query: int, distance: str = "cosine",
+                      feat_norm: bool = True, max_rank: int = 50) -> RankResult:
+    """Split features into query and gallery, compute distances, score under the Market protocol."""
+    if torch.isnan(feats).any():
+        raise ValueError("the features contain NaN: the model's weights or the input images are broken")
+    if feat_norm:
+        feats = F.normalize(feats, dim=1)
+    dist = pairwise_distance(feats[:num_query], feats[num_query:], distance)
+    return evaluate_rank(dist.cpu().numpy(), pids[:num_query], pids[num_query:], camids[:num_query],
+                         camids[num_query:], max_rank=max_rank)
+
+
+def evaluate_model(model: nn.Module, test_loader, num_query: int, cfg, device: torch.device | str = "cpu",
+                   flip: bool | None = None, progress: bool = False) -> RankResult:
+    """CMC/mAP/mINP of `model` on the query + gallery of `test_loader`, with the test settings of `cfg`."""
+    feats, pids, camids = extract_features(model, test_loader, device, cfg.flip_feats if flip is None else flip,
+                                           cfg.amp, getattr(cfg, "channels_last", True), progress)
+    return evaluate_features(feats, pids, camids, num_query, cfg.distance, cfg.feat_norm, cfg.max_rank)
