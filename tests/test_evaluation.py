@@ -62,3 +62,42 @@ def test_short_gallery_after_removal_keeps_cmc_monotone():
 def test_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         evaluate_rank(*args)
+
+
+def test_pairwise_distance_matches_brute_force_in_chunks():
+    import torch
+
+    from reid.evaluation import pairwise_distance
+
+    g = torch.Generator().manual_seed(0)
+    q, gal = torch.randn(37, 16, generator=g), torch.randn(53, 16, generator=g)
+    brute = ((q[:, None, :] - gal[None, :, :]) ** 2).sum(-1)
+    assert torch.allclose(pairwise_distance(q, gal, "euclidean", chunk_size=5), brute, atol=1e-4)
+    cos = 1 - torch.nn.functional.cosine_similarity(q[:, None, :], gal[None, :, :], dim=-1)
+    assert torch.allclose(pairwise_distance(q, gal, "cosine", chunk_size=8), cos, atol=1e-5)
+    assert (pairwise_distance(q, q) >= 0).all()  # clamped: no tiny negative self-distances
+    with pytest.raises(ValueError, match="metric='manhattan' is unknown"):
+        pairwise_distance(q, gal, "manhattan")
+    with pytest.raises(ValueError, match="same d"):
+        pairwise_distance(q, gal[:, :8])
+
+
+def test_extract_features_flip_adds_the_mirror_image():
+    import torch
+    from torch import nn
+
+    from reid.evaluation import evaluate_features, extract_features
+
+    class LeftHalf(nn.Module):  # a "model" that sees only the left half of the image
+        def forward(self, x):
+            return x[..., : x.shape[-1] // 2].mean(dim=(2, 3))
+
+    images = torch.rand(6, 3, 4, 4)
+    loader = [(images[:4], torch.tensor([1, 1, 2, 2]), torch.tensor([0, 1, 0, 1]), ["a"] * 4),
+              (images[4:], torch.tensor([3, 3]), torch.tensor([0, 1]), ["b"] * 2)]
+    plain, pids, camids = extract_features(LeftHalf(), loader)
+    flipped, _, _ = extract_features(LeftHalf(), loader, flip=True)
+    assert plain.shape == (6, 3) and pids.tolist() == [1, 1, 2, 2, 3, 3] and camids.tolist() == [0, 1, 0, 1, 0, 1]
+    assert torch.allclose(flipped, images.mean(dim=(2, 3)) * 2, atol=1e-6)  # left half + right half = whole
+    with pytest.raises(ValueError, match="contain NaN"):
+        evaluate_features(torch.full((6, 3), float("nan")), pids, camids, num_query=2)
