@@ -1,0 +1,382 @@
+"""The training loop: one plain loop, fast on a GPU, exact on a CPU, and safe to interrupt.
+
+`train(cfg)` builds the loaders, the model, the loss, the optimizers and the schedule from
+`cfg`, then for each epoch: trains over the PK batches, steps the schedule, evaluates
+every `eval_period` epochs, and saves a checkpoint every `checkpoint_period` epochs.
+Everything lands in `cfg.run_dir` (`runs/<name>/`):
+
+    checkpoint.pth   the latest state: model, optimizers, schedule, grad scaler, epoch,
+                     random states, sampler state, history; written atomically
+    model.pth        the final weights only (what `test` and the later chapters load)
+    history.json     one record per epoch: loss parts, accuracy, lr, images/s, mAP/R1
+    config.json      the settings of the run
+
+On CUDA the loop uses mixed precision (bfloat16 where the GPU supports it, else float16
+with a gradient scaler), channels-last tensors, cuDNN autotuning, pinned memory and
+non-blocking copies. On the CPU it is deterministic: a run interrupted and resumed with
+`resume=True` ends with the same weights, bit for bit, as one that never stopped.
+Under `torchrun --nproc_per_node=N` it trains with DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import Config
+from .data import load_dataset, make_dataloaders
+from .data.market1501 import Market1501
+from .evaluation import RankResult, autocast_dtype, evaluate_model
+from .losses import BaselineLoss, make_loss, rescale_center_grads
+from .model import Baseline
+from .solver import make_optimizers, make_scheduler
+from .utils import get_device, seed_everything
+
+CHECKPOINT, FINAL_WEIGHTS, HISTORY, CONFIG = "checkpoint.pth", "model.pth", "history.json", "config.json"
+
+# Settings that may change when a run is resumed: they do not change what is computed.
+RESUMABLE_CHANGES = {"max_epochs", "eval_period", "checkpoint_period", "log_period", "num_workers", "device",
+                     "data_root", "output_dir", "test_batch_size", "flip_feats", "distance", "feat_norm", "max_rank",
+                     "reranking", "rerank_k1", "rerank_k2", "rerank_lambda"}
+
+
+# --------------------------------------------------------------------------------------
+# Files: atomic writes, checkpoints
+# --------------------------------------------------------------------------------------
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call `write(tmp_path)`, then rename the temporary file over `path` in one step.
+
+    A crash or a kill before the rename leaves the previous file untouched; os.replace is
+    atomic on POSIX and Windows.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_json(path: str | os.PathLike, obj) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1)))
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """torch.save `state` to `path` atomically (temp file + rename)."""
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint written by `save_checkpoint` with `weights_only=True` (no code is run)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no checkpoint at {path}: train first, or check cfg.output_dir and cfg.name") from None
+    except Exception as err:
+        raise RuntimeError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); it is damaged or was "
+                           "not written by reid: delete it to start over") from None
+
+
+def rng_states() -> dict:
+    """Python, NumPy and torch (CPU and CUDA) random states, as tensors and plain values."""
+    np_state = np.random.get_state()
+    states = {
+        "python": list(random.getstate()[1]), "python_gauss": random.getstate()[2],
+        "numpy": torch.from_numpy(np_state[1].astype(np.int64)), "numpy_pos": int(np_state[2]),
+        "numpy_gauss": [int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate((3, tuple(states["python"]), states["python_gauss"]))
+    has_gauss, gauss = states["numpy_gauss"]
+    np.random.set_state(("MT19937", states["numpy"].numpy().astype(np.uint32), states["numpy_pos"], has_gauss, gauss))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+# --------------------------------------------------------------------------------------
+# Distributed training (torchrun)
+# --------------------------------------------------------------------------------------
+@dataclass
+class Distributed:
+    """Where this process stands: rank 0 of 1 unless started by torchrun."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls()
+        if not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            dist.init_process_group(backend)
+        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()
+
+
+# --------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """What `train` returns: the model (in eval mode), its history, and where the files are."""
+
+    model: Baseline
+    history: list[dict]
+    run_dir: Path
+    final: RankResult | None = None  # the evaluation after the last epoch
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+
+def _differences(saved: dict, cfg: Config) -> list[str]:
+    now = cfg.to_dict()
+    return sorted(k for k in now if k not in RESUMABLE_CHANGES and json.loads(json.dumps(saved.get(k)))
+                  != json.loads(json.dumps(now[k])))
+
+
+def _check_finite(window: list[torch.Tensor], first_step: int, epoch: int, steps: int, ckpt: Path) -> None:
+    """Raise if a loss of the window is NaN or infinite, naming the first bad step."""
+    values = torch.stack(window).float().cpu()  # (len(window),): one sync per window, not per step
+    bad = (~torch.isfinite(values)).nonzero()
+    if len(bad):
+        i = int(bad[0])
+        last = f"the last good checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
+        raise FloatingPointError(
+            f"the loss became {values[i].item()} at epoch {epoch}, step {first_step + i + 1}/{steps}; training stopped "
+            f"({last}). Lower cfg.base_lr, set cfg.amp=False, or check the input images for broken files."
+        )
+
+
+def train(cfg: Config, resume: bool = False, dataset: Market1501 | None = None, progress: bool = True) -> TrainResult:
+    """Train the baseline of `cfg` and return the model and its history.
+
+    `resume=True` continues the run in `cfg.run_dir` from its latest checkpoint (returning at
+    once if it is finished), or starts it if there is none. Without it, an existing
+    checkpoint stops the call rather than being overwritten.
+    """
+    cfg.validate()
+    ddp = Distributed.from_env()
+    device = get_device(cfg.device)
+    if ddp.world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", ddp.local_rank)
+        torch.cuda.set_device(device)
+    run_dir = cfg.run_dir
+    ckpt_path = run_dir / CHECKPOINT
+    state = None
+    if ckpt_path.exists():
+        if not resume:
+            raise FileExistsError(f"{run_dir} already holds a run ({ckpt_path}); pass resume=True (--resume) to "
+                                  "continue it, or choose another cfg.name, or delete the folder to start over")
+        state = load_checkpoint(ckpt_path)
+        changed = _differences(state["config"], cfg)
+        if changed:
+            raise ValueError(f"cannot resume {ckpt_path}: these settings differ from the saved run: {', '.join(changed)}. "
+                             "Resume with the saved settings (see config.json there), or start a new run under another "
+                             "cfg.name")
+
+    seed_everything(cfg.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    dataset = dataset if dataset is not None else load_dataset(cfg, verbose=False)
+    train_loader, test_loader, num_query, num_classes = make_dataloaders(cfg, dataset, ddp.rank, ddp.world_size)
+    sampler = train_loader.batch_sampler
+    model = Baseline.from_config(cfg, num_classes)
+    loss_fn = make_loss(cfg, num_classes, model.in_planes)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(device, memory_format=fmt)
+    loss_fn.to(device)
+    optimizer, center_optimizer = make_optimizers(cfg, model, loss_fn, fused=device.type == "cuda")
+    scheduler = make_scheduler(cfg, optimizer)
+    amp_dtype = autocast_dtype(device, cfg.amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+    history: list[dict] = []
+    start_epoch = 1
+    if state is not None:
+        model.load_state_dict(state["model"])
+        loss_fn.load_state_dict(state["loss"])
+        optimizer.load_state_dict(state["optimizer"])
+        if center_optimizer is not None:
+            center_optimizer.load_state_dict(state["center_optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        sampler.load_state_dict(state["sampler"])
+        set_rng_states(state["rng"])
+        history = list(state["history"])
+        start_epoch = state["epoch"] + 1
+    train_model = model
+    if ddp.world_size > 1:
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+    if ddp.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_json(run_dir / CONFIG, cfg.to_dict())
+    final = None
+    for epoch in range(start_epoch, cfg.max_epochs + 1):
+        record = train_one_epoch(cfg, epoch, train_model, loss_fn, train_loader, optimizer, center_optimizer, scaler,
+                                 device, amp_dtype, ddp, ckpt_path, progress)
+        record["lr"] = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        if ddp.is_main and (epoch % cfg.eval_period == 0 or epoch == cfg.max_epochs):
+            final = evaluate_model(model, test_loader, num_query, cfg, device)
+            record.update(mAP=final.mAP, rank1=float(final.cmc[0]), mINP=final.mINP)
+            if progress:
+                tqdm.write(f"epoch {epoch}: {final.summary()}")
+        history.append(record)
+        if ddp.is_main:
+            save_json(run_dir / HISTORY, history)
+            if epoch % cfg.checkpoint_period == 0 or epoch == cfg.max_epochs:
+                save_checkpoint(ckpt_path, {
+                    "epoch": epoch, "config": cfg.to_dict(), "model": model.state_dict(), "loss": loss_fn.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "center_optimizer": center_optimizer.state_dict() if center_optimizer is not None else None,
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "sampler": sampler.state_dict(),
+                    "rng": rng_states(), "history": history,
+                })
+        ddp.barrier()
+    if ddp.is_main and (state is None or start_epoch <= cfg.max_epochs or not (run_dir / FINAL_WEIGHTS).exists()):
+        save_checkpoint(run_dir / FINAL_WEIGHTS, model.state_dict())
+    model.eval()
+    return TrainResult(model, history, run_dir, final, device)
+
+
+def train_one_epoch(cfg: Config, epoch: int, model: nn.Module, loss_fn: BaselineLoss, loader, optimizer,
+                    center_optimizer, scaler, device: torch.device, amp_dtype: torch.dtype | None,
+                    ddp: Distributed | None = None, ckpt_path: Path = Path(CHECKPOINT),
+                    progress: bool = True) -> dict:
+    """One pass over the PK batches; returns the epoch's record (mean loss parts, accuracy, images/s)."""
+    ddp = ddp or Distributed()
+    model.train()
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    sums: dict[str, torch.Tensor] = {}
+    correct = torch.zeros((), device=device)
+    seen, window, window_start = 0, [], 0
+    steps = len(loader)
+    bar = tqdm(loader, total=steps, desc=f"epoch {epoch}/{cfg.max_epochs}", leave=False,
+               disable=not (progress and ddp.is_main), mininterval=1.0)
+    start = time.perf_counter()
+    for step, (images, pids, _, _) in enumerate(bar):
+        images = images.to(device, non_blocking=True, memory_format=fmt)
+        labels = pids.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+            logits, feat = model(images, labels)
+        loss, parts = loss_fn(logits.float(), feat.float(), labels)  # the losses in float32
+
+        optimizer.zero_grad(set_to_none=True)
+        if center_optimizer is not None:
+            center_optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        if center_optimizer is not None:
+            scaler.unscale_(center_optimizer)
+            if ddp.world_size > 1:  # the centers live outside DDP: average their gradients by hand
+                grad = loss_fn.center.centers.grad
+                dist.all_reduce(grad)
+                grad /= ddp.world_size
+            rescale_center_grads(loss_fn.center, cfg.center_loss_weight)
+            scaler.step(center_optimizer)
+        scaler.update()
+
+        detached = loss.detach()
+        window.append(detached)
+        for name, value in {"total": detached, **{k: v.detach() for k, v in parts.items()}}.items():
+            sums[name] = sums.get(name, 0.0) + value
+        correct += (logits.detach().argmax(1) == labels).sum()
+        seen += len(labels)
+        if (step + 1) % cfg.log_period == 0 or step + 1 == steps:
+            _check_finite(window, window_start, epoch, steps, ckpt_path)
+            window, window_start = [], step + 1
+            if bar.disable is False:
+                n = step + 1
+                bar.set_postfix({**{k: f"{float(v) / n:.3f}" for k, v in sums.items()},
+                                 "acc": f"{float(correct) / seen:.3f}", "lr": f"{optimizer.param_groups[0]['lr']:.2e}",
+                                 "img/s": f"{seen / (time.perf_counter() - start):.0f}"}, refresh=False)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elapsed = time.perf_counter() - start
+    bar.close()
+    record = {"epoch": epoch, **{f"loss_{k}": float(v) / max(steps, 1) for k, v in sums.items()},
+              "accuracy": float(correct) / max(seen, 1), "images_per_s": seen * ddp.world_size / elapsed,
+              "epoch_time_s": elapsed}
+    if not math.isfinite(record["loss_total"]):  # pragma: no cover - caught by the window check above
+        raise FloatingPointError(f"the loss of epoch {epoch} is not finite")
+    return record
+
+
+# --------------------------------------------------------------------------------------
+# After training
+# --------------------------------------------------------------------------------------
+def load_history(run_dir: str | os.PathLike) -> list[dict]:
+    path = Path(run_dir) / HISTORY
+    if not path.exists():
+        raise FileNotFoundError(f"no training history at {path}: train the run first")
+    return json.loads(path.read_text())
+
+
+def trained_model(cfg: Config, dataset: Market1501 | None = None, progress: bool = True) -> tuple[Baseline, list[dict]]:
+    """The model of the run `cfg` names, and its history: loaded if it was trained, else trained now.
+
+    Later chapters call this so that they need not train again, yet still run on a fresh machine.
+    """
+    result = train(cfg, resume=True, dataset=dataset, progress=progress)
+    return result.model, result.history
+
+
+def config_of_run(run_dir: str | os.PathLike) -> Config:
+    """The Config a run was trained with (from its config.json)."""
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        raise FileNotFoundError(f"no {CONFIG} in {run_dir}: is this a run folder written by reid?")
+    saved = json.loads(path.read_text())
+    known = {f.name: f for f in dataclasses.fields(Config)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known}
+    return Config(**values)
+
+
+def load_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu", weights: str | None = None) -> tuple[Baseline, Config]:
+    """Rebuild a run's model from its config.json and load its final weights (weights_only)."""
+    cfg = config_of_run(run_dir)
+    path = Path(weights) if weights else Path(run_dir) / FINAL_WEIGHTS
+    if not path.exists():
+        alt = Path(run_dir) / CHECKPOINT
+        if weights is None and alt.exists():
+            path = alt
+        else:
+            raise FileNotFoundError(f"no weights at {path}: the run has not finished; resume it with --resume")
+    state = load_checkpoint(path)
+    state = state["model"] if "model" in state and isinstance(state["model"], dict) else state
+    num_classes = state["classifier.weight"].shape[0]
+    model = Baseline.from_config(dataclasses.replace(cfg, pretrained="none"), num_classes)
+    model.load_state_dict(state)
+    return model.to(device).eval(), cfg

@@ -1,0 +1,173 @@
+"""The training loop: resume, atomic checkpoints, NaN, the CLI, two processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from reid import Config
+from reid.engine import (CHECKPOINT, FINAL_WEIGHTS, HISTORY, load_checkpoint, load_history, load_model,
+                         save_checkpoint, train)
+from reid.losses import BaselineLoss
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny(tmp_path, **changes) -> Config:
+    base = dict(data_root=str(tmp_path / "data"), synthetic_preset="tiny", input_size=(64, 32), batch_size=16,
+                max_epochs=3, warmup_epochs=1, steps=(2,), eval_period=3, checkpoint_period=1, num_workers=0,
+                output_dir=str(tmp_path / "runs"), name="tiny", log_period=2)
+    base.update(changes)
+    return Config.smoke(**base)
+
+
+@pytest.fixture
+def tiny_data(tiny_root, tmp_path):
+    """The session's tiny synthetic set, visible under tmp_path/data."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / tiny_root.name).symlink_to(tiny_root)
+    return tmp_path
+
+
+def cli(*args, env_extra=None, **kwargs):
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-m", "reid", *args], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def cli_options(cfg: Config) -> list[str]:
+    return ["--data-root", cfg.data_root, "--synthetic-preset", "tiny", "--input-size", "64", "32",
+            "--batch-size", "16", "--max-epochs", str(cfg.max_epochs), "--warmup-epochs", str(cfg.warmup_epochs), "--steps", "2",
+            "--eval-period", "3", "--checkpoint-period", "1", "--num-workers", "0", "--output-dir", cfg.output_dir,
+            "--name", cfg.name, "--log-period", "2", "--quiet"]
+
+
+def test_train_writes_history_checkpoint_and_weights(tiny_data):
+    cfg = tiny(tiny_data)
+    result = train(cfg, progress=False)
+    run = cfg.run_dir
+    assert {CHECKPOINT, FINAL_WEIGHTS, HISTORY, "config.json"} <= {p.name for p in run.iterdir()}
+    history = load_history(run)
+    assert [h["epoch"] for h in history] == [1, 2, 3] == [h["epoch"] for h in result.history]
+    assert {"loss_id", "loss_triplet", "loss_center", "accuracy", "lr", "images_per_s"} <= set(history[0])
+    assert "mAP" in history[2] and "mAP" not in history[0]  # evaluated every eval_period epochs
+    assert [h["lr"] for h in history] == pytest.approx([3.5e-6, 3.5e-4, 3.5e-5])
+    model, saved = load_model(run)
+    assert saved.name == "tiny" and saved.input_size == (64, 32)
+    for a, b in zip(model.state_dict().values(), result.model.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(FileExistsError, match="pass resume=True"):
+        train(cfg, progress=False)  # never overwrite a run by accident
+    again = train(cfg, resume=True, progress=False)  # a finished run: returns at once
+    assert again.history == result.history
+    with pytest.raises(ValueError, match="these settings differ from the saved run: base_lr"):
+        train(tiny(tiny_data, base_lr=1e-3), resume=True, progress=False)
+
+
+def test_killed_run_resumes_to_bit_identical_weights(tiny_data):
+    reference = train(tiny(tiny_data, name="straight"), progress=False).model.state_dict()
+
+    cfg = tiny(tiny_data, name="killed")
+    proc = cli("train", *cli_options(cfg))
+    ckpt = cfg.run_dir / CHECKPOINT
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # during epoch 2 (the checkpoint of epoch 1 is on disk)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stdout.read()
+    assert not (cfg.run_dir / FINAL_WEIGHTS).exists()  # really interrupted before the end
+    assert load_checkpoint(ckpt)["epoch"] < cfg.max_epochs
+
+    resumed = cli("train", *cli_options(cfg), "--resume")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    weights = torch.load(cfg.run_dir / FINAL_WEIGHTS, weights_only=True)
+    assert weights.keys() == reference.keys()
+    for key in reference:
+        assert torch.equal(weights[key], reference[key]), key
+    assert [h["epoch"] for h in load_history(cfg.run_dir)] == [1, 2, 3]
+
+
+def test_failed_checkpoint_write_keeps_the_last_good_one(tmp_path):
+    path = tmp_path / "ckpt.pth"
+    save_checkpoint(path, {"epoch": 1, "w": torch.ones(3)})
+
+    class Explodes:
+        def __reduce__(self):
+            raise RuntimeError("killed while writing")
+
+    with pytest.raises(RuntimeError, match="killed while writing"):
+        save_checkpoint(path, {"epoch": 2, "w": torch.zeros(1000), "boom": Explodes()})
+    state = load_checkpoint(path)
+    assert state["epoch"] == 1 and torch.equal(state["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pth"]  # no temporary file left behind
+
+
+def test_sigkill_during_checkpoint_writes_leaves_a_loadable_file(tmp_path):
+    path = tmp_path / "ckpt.pth"
+    script = (f"import torch\nfrom reid.engine import save_checkpoint\ni = 0\nwhile True:\n"
+              f"    save_checkpoint({str(path)!r}, {{'epoch': i, 'w': torch.full((4_000_000,), float(i))}})\n"
+              f"    i += 1\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.time() + 60
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)  # several writes in, and most likely in the middle of one
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = load_checkpoint(path)
+    assert torch.all(state["w"] == state["epoch"])
+
+
+def test_nan_loss_stops_with_epoch_and_step(tiny_data, monkeypatch):
+    calls = {"n": 0}
+    forward = BaselineLoss.forward
+
+    def poisoned(self, logits, feat, labels):
+        calls["n"] += 1
+        total, parts = forward(self, logits, feat, labels)
+        return (total * float("nan"), parts) if calls["n"] == 3 else (total, parts)
+
+    monkeypatch.setattr(BaselineLoss, "forward", poisoned)
+    with pytest.raises(FloatingPointError, match=r"loss became nan at epoch 1, step 3/\d+.*no checkpoint"):
+        train(tiny(tiny_data, log_period=50), progress=False)
+
+
+def test_cli_trains_and_tests(tiny_data):
+    cfg = tiny(tiny_data, max_epochs=1, warmup_epochs=0, name="cli")
+    proc = cli("train", *cli_options(cfg))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "final: mAP" in out
+    proc = cli("test", "--run", str(cfg.run_dir), "--num-workers", "0")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    rows = [line for line in out.splitlines() if line.startswith("cosine")]
+    assert len(rows) == 2 and rows[1].startswith("cosine + flip")
+    assert json.loads((cfg.run_dir / "config.json").read_text())["max_epochs"] == 1
+
+
+def test_cli_rejects_bad_settings(tiny_data):
+    proc = cli("train", "--batch-size", "30", "--num-instances", "4", "--output-dir", str(tiny_data / "runs"))
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "batch_size=30 is not divisible by num_instances=4" in out
+    assert "Traceback" not in out
+
+
+def test_two_processes_with_gloo(tiny_data):
+    cfg = tiny(tiny_data, max_epochs=1, warmup_epochs=0, name="ddp")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "reid", "train", *cli_options(cfg)], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("training 'ddp'") == 1  # only rank 0 reports
+    history = load_history(cfg.run_dir)
+    assert len(history) == 1 and "mAP" in history[0]
