@@ -244,6 +244,7 @@ def train(cfg: Config, resume: bool = False, dataset: Market1501 | None = None, 
         save_json(run_dir / CONFIG, cfg.to_dict())
     final = None
     for epoch in range(start_epoch, cfg.max_epochs + 1):
+        sampler.set_epoch(epoch - 1)  # the batches of epoch e depend on (seed, e) only
         record = train_one_epoch(cfg, epoch, train_model, loss_fn, train_loader, optimizer, center_optimizer, scaler,
                                  device, amp_dtype, ddp, ckpt_path, progress)
         record["lr"] = optimizer.param_groups[0]["lr"]
@@ -283,7 +284,9 @@ def train_one_epoch(cfg: Config, epoch: int, model: nn.Module, loss_fn: Baseline
     correct = torch.zeros((), device=device)
     seen, window, window_start = 0, [], 0
     steps = len(loader)
-    bar = tqdm(loader, total=steps, desc=f"epoch {epoch}/{cfg.max_epochs}", leave=False,
+    # One iterator per epoch, made here: tqdm.auto calls iter() on what it wraps more than
+    # once, and each iter() of a DataLoader with persistent workers restarts its epoch.
+    bar = tqdm(iter(loader), total=steps, desc=f"epoch {epoch}/{cfg.max_epochs}", leave=False,
                disable=not (progress and ddp.is_main), mininterval=1.0)
     start = time.perf_counter()
     for step, (images, pids, _, _) in enumerate(bar):

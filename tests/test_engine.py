@@ -171,3 +171,10 @@ def test_two_processes_with_gloo(tiny_data):
     assert proc.stdout.count("training 'ddp'") == 1  # only rank 0 reports
     history = load_history(cfg.run_dir)
     assert len(history) == 1 and "mAP" in history[0]
+
+
+def test_one_sampler_epoch_per_training_epoch_with_workers(tiny_data):
+    # persistent workers restart their epoch on every iter(); the loop must make only one
+    cfg = tiny(tiny_data, num_workers=2, max_epochs=2, warmup_epochs=0, eval_period=5, name="workers")
+    train(cfg, progress=True)
+    assert load_checkpoint(cfg.run_dir / CHECKPOINT)["sampler"]["epoch"] == 2
