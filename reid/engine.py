@@ -266,7 +266,7 @@ def train(cfg: Config, resume: bool = False, dataset: Market1501 | None = None, 
                     "rng": rng_states(), "history": history,
                 })
         ddp.barrier()
-    if ddp.is_main and (state is None or start_epoch <= cfg.max_epochs or not (run_dir / FINAL_WEIGHTS).exists()):
+    if ddp.is_main and (start_epoch <= cfg.max_epochs or not (run_dir / FINAL_WEIGHTS).exists()):
         save_checkpoint(run_dir / FINAL_WEIGHTS, model.state_dict())
     model.eval()
     return TrainResult(model, history, run_dir, final, device)

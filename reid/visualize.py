@@ -196,3 +196,42 @@ def show_hem_distributions(d_ap: torch.Tensor, d_an: torch.Tensor, alphas: Seque
     axes[0, 0].set_ylabel("anchors"), axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def show_schedule(schedules: dict[str, tuple[Config, Sequence[float]]]) -> plt.Figure:
+    """The learning rate each epoch trains at, one panel per named config: {name: (cfg, rates)}."""
+    fig, axes = plt.subplots(1, len(schedules), figsize=(4.6 * len(schedules), 2.8), squeeze=False)
+    for ax, (name, (cfg, rates)) in zip(axes[0], schedules.items()):
+        epochs = np.arange(1, len(rates) + 1)
+        ax.step(epochs, rates, where="mid", color="tab:blue")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch"), ax.set_ylabel("learning rate")
+        ax.set_title(f"{name}: warmup {cfg.warmup_epochs}, steps at {', '.join(map(str, cfg.steps))}", fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def show_history(history: Sequence[dict], title: str | None = None) -> plt.Figure:
+    """Training curves from a run's history: loss parts, training accuracy, and test mAP / Rank-1."""
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(12, 3))
+    for key, colour in (("loss_total", "black"), ("loss_id", "tab:blue"), ("loss_triplet", "tab:orange"),
+                        ("loss_center", "tab:green")):
+        if key in history[0]:
+            a.plot(epochs, [h[key] for h in history], color=colour, label=key.removeprefix("loss_"))
+    a.set_xlabel("epoch"), a.set_title("loss (weighted parts)", fontsize=10), a.legend(fontsize=8)
+    b.plot(epochs, [100 * h["accuracy"] for h in history], color="tab:blue")
+    b.set_xlabel("epoch"), b.set_ylabel("%"), b.set_title("training accuracy (ID classifier)", fontsize=10)
+    b.set_ylim(0, 100)
+    evaluated = [h for h in history if "mAP" in h]
+    for key, colour, label in (("mAP", "tab:purple", "mAP"), ("rank1", "tab:red", "Rank-1")):
+        c.plot([h["epoch"] for h in evaluated], [100 * h[key] for h in evaluated], "o-", color=colour, label=label)
+    c.set_xlabel("epoch"), c.set_ylabel("%"), c.set_title("test set (query vs gallery)", fontsize=10)
+    c.set_ylim(0, 100), c.legend(fontsize=8)
+    for ax in (a, b, c):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

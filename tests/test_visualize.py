@@ -11,7 +11,7 @@ from reid import Config  # noqa: E402
 from reid.data import Market1501  # noqa: E402
 from reid.visualize import (pipeline_figure, show_augmentations, show_batch, show_bnneck,  # noqa: E402
                             show_dataset_overview, show_hem_distributions, show_identity, show_mined_pairs,
-                            show_toy_embeddings)
+                            show_history, show_schedule, show_toy_embeddings)
 
 
 def _axes(fig):
@@ -42,3 +42,17 @@ def test_model_and_loss_figures():
     assert _axes(show_mined_pairs(torch.randn(8, 3, 64, 32), idx % 4, idx, idx, d_ap, d_an, cfg, [0, 1])) == 6
     assert _axes(show_hem_distributions(d_ap, d_an, (0.0, 0.2))) == 2
     assert _axes(pipeline_figure()) == 1
+
+
+def test_training_figures():
+    from reid.solver import lr_per_epoch
+
+    cfg = Config.market1501()
+    assert _axes(show_schedule({"paper": (cfg, lr_per_epoch(cfg))})) == 1
+    history = [{"epoch": e, "loss_total": 3.0 / e, "loss_id": 2.0 / e, "loss_triplet": 1.0 / e, "accuracy": e / 4}
+               for e in range(1, 5)]
+    history[1].update(mAP=0.2, rank1=0.3)
+    history[3].update(mAP=0.5, rank1=0.6)
+    fig = show_history(history, title="t")
+    assert len(fig.axes) == 3 and len(fig.axes[2].lines) == 2
+    plt.close(fig)
