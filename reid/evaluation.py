@@ -40,53 +40,95 @@ class RankResult:
 
 
 def _check_inputs(distmat, q_pids, g_pids, q_camids, g_camids):
-    distmat = np.asarray(distmat)
-    q_pids, g_pids = np.asarray(q_pids).ravel(), np.asarray(g_pids).ravel()
-    q_camids, g_camids = np.asarray(q_camids).ravel(), np.asarray(g_camids).ravel()
-    if distmat.ndim != 2:
-        raise ValueError(f"distmat must be 2-D (num_query, num_gallery), got shape {distmat.shape}")
-    nq, ng = distmat.shape
+    """As tensors, after checking shapes, emptiness and NaN (errors name the argument and the fix)."""
+    dist = torch.as_tensor(np.asarray(distmat) if not isinstance(distmat, torch.Tensor) else distmat)
+    ids = [torch.as_tensor(np.asarray(a).ravel().astype(np.int64)) if not isinstance(a, torch.Tensor)
+           else a.ravel().long() for a in (q_pids, g_pids, q_camids, g_camids)]
+    q_pids, g_pids, q_camids, g_camids = ids
+    if dist.ndim != 2:
+        raise ValueError(f"distmat must be 2-D (num_query, num_gallery), got shape {tuple(dist.shape)}")
+    nq, ng = dist.shape
     if nq == 0 or ng == 0:
-        raise ValueError(f"distmat has shape {distmat.shape}: the query and the gallery must both be non-empty")
+        raise ValueError(f"distmat has shape {tuple(dist.shape)}: the query and the gallery must both be non-empty")
     for name, arr, n in (("q_pids", q_pids, nq), ("q_camids", q_camids, nq), ("g_pids", g_pids, ng),
                          ("g_camids", g_camids, ng)):
         if len(arr) != n:
-            raise ValueError(f"{name} has {len(arr)} entries but distmat {distmat.shape} needs {n}")
-    if np.isnan(distmat).any():
+            raise ValueError(f"{name} has {len(arr)} entries but distmat {tuple(dist.shape)} needs {n}")
+    if torch.isnan(dist).any():
         raise ValueError("distmat contains NaN: check the features (a NaN feature poisons every distance)")
-    return distmat, q_pids, g_pids, q_camids, g_camids
+    return dist, q_pids, g_pids, q_camids, g_camids
 
 
-def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) -> RankResult:
+def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, ap_rule: str = "python",
+                  chunk_size: int = 256, device: torch.device | str | None = None) -> RankResult:
     """CMC (length min(max_rank, num_gallery)), mAP and mINP under the Market-1501 protocol.
 
-    A straightforward loop over queries. Ties in distance are broken by gallery order
-    (stable sort). AP follows the convention of every Python re-id code base (mean of the
-    precision at each true match). When the gallery kept for a query is shorter than the
-    CMC curve, the curve is continued with its last value: a query that found its match
-    stays found at every larger rank.
+    Vectorised: no sort of the gallery. For each query, the distances of its k true matches
+    are sorted (k is small), every other kept gallery image falls into one of the k + 1
+    intervals between them (`searchsorted`), and a cumulative count of each interval gives
+    the rank of every true match, all in query chunks on `device` (the distances' device by
+    default). Identical to a per-query sort on inputs without ties; with ties, a true match
+    is ranked before an impostor at the same distance.
+
+    ``ap_rule="python"`` averages the precision at each true match, the convention of every
+    Python re-id code base. ``"trapezoid"`` is the official Market-1501 MATLAB code's rule
+    (the area under the precision-recall curve by trapezoids), which scores lower. When the
+    gallery kept for a query is shorter than the CMC curve, the curve stays at its last
+    value: a query that found its match stays found at every larger rank.
     """
-    distmat, q_pids, g_pids, q_camids, g_camids = _check_inputs(distmat, q_pids, g_pids, q_camids, g_camids)
-    length = min(max_rank, distmat.shape[1])
-    all_cmc, all_ap, all_inp = [], [], []
-    for i in range(distmat.shape[0]):
-        order = np.argsort(distmat[i], kind="stable")
-        keep = ~((g_pids[order] == q_pids[i]) & (g_camids[order] == q_camids[i]))
-        matches = (g_pids[order][keep] == q_pids[i]).astype(np.float64)
-        if not matches.any():
+    if ap_rule not in ("python", "trapezoid"):
+        raise ValueError(f"ap_rule={ap_rule!r} is unknown; choose 'python' (mean precision) or 'trapezoid' (MATLAB)")
+    dist, q_pids, g_pids, q_camids, g_camids = _check_inputs(distmat, q_pids, g_pids, q_camids, g_camids)
+    device = torch.device(device) if device is not None else dist.device
+    dist = dist.to(device)
+    g_pids, g_camids = g_pids.to(device), g_camids.to(device)
+    length = min(max_rank, dist.shape[1])
+    ranks_axis = torch.arange(1, length + 1, device=device)  # (L,)
+    cmc_sum = torch.zeros(length, dtype=torch.float64, device=device)
+    ap_sum = inp_sum = torch.zeros((), dtype=torch.float64, device=device)
+    num_valid = 0
+    n_cams = int(max(q_camids.max(), g_camids.max())) + 1
+    g_keys = g_pids * n_cams + g_camids  # (G,): one integer per (person, camera)
+    inf = torch.tensor(float("inf"), device=device)
+    for start in range(0, dist.shape[0], chunk_size):
+        d = dist[start:start + chunk_size].float()  # (c, G)
+        qp = q_pids[start:start + chunk_size].to(device)[:, None]  # (c, 1)
+        qk = qp * n_cams + q_camids[start:start + chunk_size].to(device)[:, None]
+        same_pid = g_pids[None, :] == qp  # (c, G)
+        match = same_pid & (g_keys[None, :] != qk)  # same person, another camera (same camera: removed)
+        n_match = match.sum(1)  # (c,)
+        valid = n_match > 0
+        if not valid.any():
             continue
-        hits = matches.cumsum()
-        cmc = np.minimum(hits, 1.0)[:length]
-        if len(cmc) < length:
-            cmc = np.concatenate([cmc, np.full(length - len(cmc), cmc[-1])])
-        all_cmc.append(cmc)
-        positions = np.flatnonzero(matches) + 1.0  # 1-based ranks of the true matches
-        all_ap.append(np.mean(hits[matches > 0] / positions))
-        all_inp.append(matches.sum() / positions[-1])
-    if not all_cmc:
+        d, same_pid, match, n_match = d[valid], same_pid[valid], match[valid], n_match[valid]
+        kmax = int(n_match.max())
+        match_d = torch.topk(torch.where(match, d, inf), kmax, dim=1, largest=False, sorted=True).values  # (c, k)
+        # every impostor (another person) lands in interval b = number of true matches at or below its
+        # distance; true matches and removed images are set to inf, past every match, and not counted
+        impostor_d = d.masked_fill(same_pid, float("inf"))
+        bucket = torch.searchsorted(match_d, impostor_d, right=True, out_int32=True)  # (c, G) in [0, k]
+        rows = torch.arange(len(d), device=device, dtype=torch.int32)[:, None] * (kmax + 1)
+        counts = torch.bincount((bucket + rows).flatten(), minlength=len(d) * (kmax + 1)).view(len(d), kmax + 1)
+        before = counts.cumsum(1)[:, :kmax]  # impostors ahead of the j-th true match
+        j = torch.arange(1, kmax + 1, device=device, dtype=torch.float64)[None, :]  # (1, k)
+        rank = before.double() + j  # (c, k): 1-based rank of the j-th true match among the kept images
+        real = j <= n_match[:, None]  # padded columns are not matches
+        precision = j / rank
+        if ap_rule == "python":
+            ap = (precision * real).sum(1) / n_match
+        else:
+            previous = torch.where(rank > 1, (j - 1) / (rank - 1).clamp(min=1), torch.ones_like(rank))
+            ap = ((precision + previous) / 2 * real).sum(1) / n_match
+        last = rank.gather(1, (n_match - 1)[:, None]).squeeze(1)  # rank of the hardest true match
+        cmc_sum += (rank[:, :1] <= ranks_axis[None, :]).double().sum(0)
+        ap_sum = ap_sum + ap.sum()
+        inp_sum = inp_sum + (n_match / last).sum()
+        num_valid += int(valid.sum())
+    if num_valid == 0:
         raise ValueError("no query has a true match in the gallery from another camera: nothing to evaluate. "
                          "Are the query and gallery from the same dataset?")
-    return RankResult(np.mean(all_cmc, axis=0), float(np.mean(all_ap)), float(np.mean(all_inp)), len(all_cmc))
+    return RankResult((cmc_sum / num_valid).cpu().numpy(), float(ap_sum) / num_valid, float(inp_sum) / num_valid,
+                      num_valid)
 
 
 # --------------------------------------------------------------------------------------
@@ -160,7 +202,7 @@ def evaluate_features(feats: torch.Tensor, pids, camids, num_query: int, distanc
     if feat_norm:
         feats = F.normalize(feats, dim=1)
     dist = pairwise_distance(feats[:num_query], feats[num_query:], distance)
-    return evaluate_rank(dist.cpu().numpy(), pids[:num_query], pids[num_query:], camids[:num_query],
+    return evaluate_rank(dist, pids[:num_query], pids[num_query:], camids[:num_query],
                          camids[num_query:], max_rank=max_rank)
 
 

@@ -101,3 +101,91 @@ def test_extract_features_flip_adds_the_mirror_image():
     assert torch.allclose(flipped, images.mean(dim=(2, 3)) * 2, atol=1e-6)  # left half + right half = whole
     with pytest.raises(ValueError, match="contain NaN"):
         evaluate_features(torch.full((6, 3), float("nan")), pids, camids, num_query=2)
+
+
+# --------------------------------------------------------------------------------------
+# The vectorised evaluate_rank against straightforward per-query references
+# --------------------------------------------------------------------------------------
+def reference_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50, ap_rule="python"):
+    """Per query: sort the gallery, drop same person + same camera, walk the list (the seed's way)."""
+    length = min(max_rank, distmat.shape[1])
+    all_cmc, all_ap, all_inp = [], [], []
+    for i in range(distmat.shape[0]):
+        order = np.argsort(distmat[i], kind="stable")
+        keep = ~((g_pids[order] == q_pids[i]) & (g_camids[order] == q_camids[i]))
+        matches = (g_pids[order][keep] == q_pids[i]).astype(np.float64)
+        if not matches.any():
+            continue
+        hits = matches.cumsum()
+        cmc = np.minimum(hits, 1.0)[:length]
+        if len(cmc) < length:
+            cmc = np.concatenate([cmc, np.full(length - len(cmc), cmc[-1])])
+        all_cmc.append(cmc)
+        positions = np.flatnonzero(matches) + 1.0
+        if ap_rule == "python":
+            all_ap.append(np.mean(hits[matches > 0] / positions))
+        else:  # the Market-1501 MATLAB compute_AP.m, walked item by item
+            ngood, old_recall, old_precision, ap, found = matches.sum(), 0.0, 1.0, 0.0, 0
+            for n, m in enumerate(matches):
+                found += m
+                recall, precision = found / ngood, found / (n + 1)
+                ap += (recall - old_recall) * (old_precision + precision) / 2
+                old_recall, old_precision = recall, precision
+                if found == ngood:
+                    break
+            all_ap.append(ap)
+        all_inp.append(matches.sum() / positions[-1])
+    if not all_cmc:
+        return None
+    return np.mean(all_cmc, axis=0), float(np.mean(all_ap)), float(np.mean(all_inp)), len(all_cmc)
+
+
+def random_problem(seed, nq, ng, n_ids, n_cams=3, max_rank=50):
+    rng = np.random.default_rng(seed)
+    q_pids, g_pids = rng.integers(0, n_ids, nq), rng.integers(0, n_ids, ng)
+    q_cams, g_cams = rng.integers(0, n_cams, nq), rng.integers(0, n_cams, ng)
+    dist = rng.random((nq, ng)) + 0.5 * (q_pids[:, None] != g_pids[None, :])  # some identity structure, no ties
+    return dist, q_pids, g_pids, q_cams, g_cams
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("ap_rule", ["python", "trapezoid"])
+def test_vectorised_equals_reference_on_random_problems(seed, ap_rule):
+    rng = np.random.default_rng(1000 + seed)
+    nq, ng = int(rng.integers(1, 60)), int(rng.integers(1, 120))
+    n_ids = int(rng.integers(1, 25))
+    max_rank = int(rng.choice([1, 5, 50, 200]))
+    problem = random_problem(seed, nq, ng, n_ids)
+    ref = reference_rank(*problem, max_rank=max_rank, ap_rule=ap_rule)
+    if ref is None:  # no query has a valid match: refuse
+        with pytest.raises(ValueError, match="no query has a true match"):
+            evaluate_rank(*problem, max_rank=max_rank, ap_rule=ap_rule)
+        return
+    res = evaluate_rank(*problem, max_rank=max_rank, ap_rule=ap_rule, chunk_size=7)
+    assert res.num_valid == ref[3]
+    np.testing.assert_allclose(res.cmc, ref[0], atol=1e-6)
+    assert res.mAP == pytest.approx(ref[1], abs=1e-6) and res.mINP == pytest.approx(ref[2], abs=1e-6)
+
+
+def test_trapezoid_rule_scores_lower_and_by_hand():
+    # one query, matches at ranks 2 and 4 of 4 kept images
+    dist, g_pids, g_cams = np.array([[0.1, 0.2, 0.3, 0.4]]), np.array([2, 1, 3, 1]), np.array([1, 1, 1, 1])
+    python = evaluate_rank(dist, [1], g_pids, [0], g_cams).mAP
+    trapezoid = evaluate_rank(dist, [1], g_pids, [0], g_cams, ap_rule="trapezoid").mAP
+    assert python == pytest.approx((1 / 2 + 2 / 4) / 2)
+    # recall steps of 1/2 at ranks 2 and 4: (0 + 1/2)/2 and (1/3 + 2/4)/2 as the trapezoid heights
+    assert trapezoid == pytest.approx(0.5 * (0 + 0.5) / 2 + 0.5 * (1 / 3 + 0.5) / 2)
+    assert trapezoid < python
+    with pytest.raises(ValueError, match="ap_rule='simpson' is unknown"):
+        evaluate_rank(dist, [1], g_pids, [0], g_cams, ap_rule="simpson")
+
+
+def test_torch_inputs_and_a_query_without_matches():
+    import torch
+
+    dist, q_pids, g_pids, q_cams, g_cams = random_problem(3, 20, 40, 6)
+    q_pids[0] = 99  # no true match: skipped, as in the reference
+    ref = reference_rank(dist, q_pids, g_pids, q_cams, g_cams)
+    res = evaluate_rank(torch.from_numpy(dist), torch.from_numpy(q_pids), torch.from_numpy(g_pids),
+                        torch.from_numpy(q_cams), torch.from_numpy(g_cams))
+    assert res.num_valid == ref[3] == 19 and res.mAP == pytest.approx(ref[1], abs=1e-6)
