@@ -9,7 +9,9 @@ Everything is measured in one run, on the threads torch is given (2 by default, 
 2. re-ranking at 500 x 2,000 with 64-d features: `reid.reranking.re_ranking` against the
    classic NumPy implementation (dense N x N matrices, a Python loop per image, float16 V);
 3. re-ranking at full Market size (19,281 images, 2048-d): ours, time and peak memory
-   (`--classic-full` also runs the classic one there: about a minute and 8 GB).
+   (`--classic-full` also runs the classic one there: about two minutes and 8 GB);
+4. the seed's whole search grid (452 points) on a validation-sized split (300 x 1,200,
+   512-d), against the cost of one re-ranking at the same size.
 
     python benchmarks/eval_rerank.py [--threads 2] [--classic-full]
 """
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 
 from reid.evaluation import evaluate_rank
-from reid.reranking import re_ranking
+from reid.reranking import re_ranking, reranking_grid, search_reranking
 
 
 def seed_style_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
@@ -131,6 +133,15 @@ def main() -> None:
     diff = float(np.abs(ours.numpy() - ref.astype(np.float32)).max())
     print(f"re-ranking 500 x 2,000, 64-d: seed-style {t_ref:.1f} s, reid {t_ours:.2f} s -> {t_ref / t_ours:.0f}x; "
           f"largest difference {diff:.1e}")
+
+    # 4. the search grid (first: it needs little memory)
+    q, g, q_pids, g_pids = clustered_features(100, 300, 1200, 512, 3.0)
+    q_cams, g_cams = np.zeros(300), np.ones(1200)
+    _, t_one = timed(re_ranking, q, g)
+    result, t_grid = timed(search_reranking, q, g, q_pids, g_pids, q_cams, g_cams)
+    print(f"search, {len(reranking_grid())} grid points at 300 x 1,200: {t_grid:.1f} s = "
+          f"{t_grid / t_one:.0f} single re-rankings ({t_one:.2f} s each, evaluation included in the search); "
+          f"best k1={result.best['k1']} k2={result.best['k2']} lambda={result.best['lambda']}")
 
     # 3. re-ranking, full Market size
     q, g, _, _ = clustered_features(1501, 3368, 15913, 2048, 1.0)

@@ -25,7 +25,12 @@ rows of the queries with the sparse columns of V. Memory stays bounded by chunks
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+from tqdm.auto import tqdm
+
+from .evaluation import evaluate_rank
 
 def _check(q_feats: torch.Tensor, g_feats: torch.Tensor, k1: int, k2: int, lambda_value: float) -> None:
     if q_feats.ndim != 2 or g_feats.ndim != 2 or q_feats.shape[1] != g_feats.shape[1]:
@@ -217,3 +222,70 @@ def re_ranking(q_feats: torch.Tensor, g_feats: torch.Tensor, k1: int = 20, k2: i
     inter = jaccard_numerator(v, nq)[:, nq:]  # (nq, ng)
     jaccard = 1.0 - inter / (2.0 - inter)
     return jaccard * (1 - lambda_value) + original * lambda_value
+
+
+# --------------------------------------------------------------------------------------
+# Parameter search
+# --------------------------------------------------------------------------------------
+SEED_K1 = (*range(2, 10), *range(10, 20, 2), 20, 30, 40, 60)  # the seed's grid
+SEED_K2 = (*range(2, 10), *range(10, 20, 2), 20, 30)
+SEED_LAMBDAS = (0.1, 0.2, 0.3, 0.4)
+
+
+def reranking_grid(k1_values=SEED_K1, k2_values=SEED_K2, lambdas=SEED_LAMBDAS) -> list[tuple[int, int, float]]:
+    """The (k1, k2, lambda) points of the seed's search: every k2 <= 0.7 k1."""
+    return [(k1, k2, lam) for k1 in k1_values for k2 in k2_values if k2 <= 0.7 * k1 for lam in lambdas]
+
+
+@dataclass
+class SearchResult:
+    """Every grid point's scores, and the best by the seed's criterion (mAP + Rank-1)."""
+
+    rows: list[dict]  # one per grid point: k1, k2, lambda, mAP, rank1, mINP
+    best: dict
+    baseline: dict  # the scores without re-ranking
+
+    def table(self, top: int = 5) -> str:
+        lines = [f"{'k1':>4} {'k2':>4} {'lambda':>6} {'mAP':>6} {'R1':>6}"]
+        for r in sorted(self.rows, key=lambda r: -(r["mAP"] + r["rank1"]))[:top]:
+            lines.append(f"{r['k1']:>4} {r['k2']:>4} {r['lambda']:>6.1f} {100 * r['mAP']:6.1f} {100 * r['rank1']:6.1f}")
+        return "\n".join(lines)
+
+
+@torch.no_grad()
+def search_reranking(q_feats: torch.Tensor, g_feats: torch.Tensor, q_pids, g_pids, q_camids, g_camids,
+                     grid: list[tuple[int, int, float]] | None = None, progress: bool = False) -> SearchResult:
+    """Score every (k1, k2, lambda) of `grid` (default: the seed's) and return all scores and the best.
+
+    Run it on a validation split (`reid.data.carve_validation`), never on the test set. The
+    expensive parts are shared: one neighbour pass for the largest k1, the expanded sets and
+    weights once per k1, the query expansion and Jaccard distances once per (k1, k2); each
+    lambda is then a weighted sum and an evaluation.
+    """
+    grid = reranking_grid() if grid is None else list(grid)
+    k1_max, k2_max = max(p[0] for p in grid), max(p[1] for p in grid)
+    _check(q_feats, g_feats, k1_max, k2_max, 0.0)
+    feats = torch.cat([q_feats, g_feats]).float()
+    nq = len(q_feats)
+    knn, knn_d, row_max, original = nearest_neighbours(feats, max(k1_max + 1, k2_max), nq)
+    labels = (q_pids, g_pids, q_camids, g_camids)
+    plain = evaluate_rank(original, *labels)
+    rows = []
+    by_k1: dict[int, dict[int, list[float]]] = {}
+    for k1, k2, lam in grid:
+        by_k1.setdefault(k1, {}).setdefault(k2, []).append(lam)
+    bar = tqdm(total=len(grid), desc="re-ranking grid", disable=not progress, leave=False)
+    for k1, k2s in by_k1.items():
+        idx, ok = expanded_sets(knn, k1)
+        vals = gaussian_weights(feats, idx, ok, knn, knn_d, row_max)
+        for k2, lams in k2s.items():
+            inter = jaccard_numerator(query_expansion(idx, vals, ok, knn, k2), nq)[:, nq:]
+            jaccard = 1.0 - inter / (2.0 - inter)
+            for lam in lams:
+                res = evaluate_rank(jaccard * (1 - lam) + original * lam, *labels)
+                rows.append({"k1": k1, "k2": k2, "lambda": lam, "mAP": res.mAP, "rank1": float(res.cmc[0]),
+                             "mINP": res.mINP})
+                bar.update()
+    bar.close()
+    best = max(rows, key=lambda r: r["mAP"] + r["rank1"])
+    return SearchResult(rows, best, {"mAP": plain.mAP, "rank1": float(plain.cmc[0]), "mINP": plain.mINP})

@@ -235,3 +235,76 @@ def show_history(history: Sequence[dict], title: str | None = None) -> plt.Figur
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def show_ranked_lists(query: Sequence[Record], gallery: Sequence[Record], distmat, rows: Sequence[int],
+                      top: int = 10) -> plt.Figure:
+    """For each query row: the query, then its `top` nearest gallery images, framed green (same
+    person, another camera: a true match), red (another person) or grey (same person, same
+    camera: removed by the protocol, not counted)."""
+    distmat = torch.as_tensor(np.asarray(distmat) if not isinstance(distmat, torch.Tensor) else distmat)
+    fig, axes = plt.subplots(len(rows), top + 1, figsize=(0.9 * (top + 1), 2.0 * len(rows)), squeeze=False)
+    for r, qi in enumerate(rows):
+        q = query[qi]
+        _show(axes[r, 0], np.asarray(read_image(q.path)), f"query {q.pid}", "black")
+        order = torch.argsort(distmat[qi], stable=True)[:top]
+        for c, gi in enumerate(order.tolist(), start=1):
+            g = gallery[gi]
+            if g.pid == q.pid and g.camid == q.camid:
+                colour, label = "0.6", "same cam"
+            else:
+                colour, label = ("tab:green", f"{c}") if g.pid == q.pid else ("tab:red", f"{c}")
+            _show(axes[r, c], np.asarray(read_image(g.path)), label, colour)
+    fig.tight_layout()
+    return fig
+
+
+def show_cmc(results: dict, max_rank: int = 20) -> plt.Figure:
+    """CMC curves, one per named RankResult, with mAP in the legend."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, res in results.items():
+        n = min(max_rank, len(res.cmc))
+        ax.plot(np.arange(1, n + 1), 100 * np.asarray(res.cmc[:n]), marker="o", ms=3,
+                label=f"{name} (mAP {100 * res.mAP:.1f})")
+    ax.set_xlabel("rank k"), ax.set_ylabel("CMC@k (%)"), ax.set_title("cumulative matching characteristic", fontsize=10)
+    ax.grid(alpha=0.3), ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def show_distance_histograms(distmat, q_pids, g_pids, q_camids, g_camids, title: str = "") -> plt.Figure:
+    """Distances of true matches (same person, another camera) against all other pairs."""
+    d = np.asarray(distmat, dtype=np.float64)
+    same = np.asarray(q_pids)[:, None] == np.asarray(g_pids)[None, :]
+    same_cam = np.asarray(q_camids)[:, None] == np.asarray(g_camids)[None, :]
+    pos, neg = d[same & ~same_cam], d[~same]
+    fig, ax = plt.subplots(figsize=(5, 3))
+    bins = np.linspace(min(pos.min(), neg.min()), max(pos.max(), neg.max()), 60)
+    ax.hist(neg, bins=bins, density=True, alpha=0.6, color="tab:red", label=f"other people ({len(neg):,} pairs)")
+    ax.hist(pos, bins=bins, density=True, alpha=0.6, color="tab:green", label=f"true matches ({len(pos):,} pairs)")
+    ax.set_xlabel("distance"), ax.set_ylabel("density"), ax.legend(fontsize=8)
+    ax.set_title(title or "query-gallery distances", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def show_search_heatmap(result, metric: str = "mAP") -> plt.Figure:
+    """The search grid as heatmaps of `metric` over (k1, k2), one panel per lambda; the best point circled."""
+    lambdas = sorted({r["lambda"] for r in result.rows})
+    k1s, k2s = sorted({r["k1"] for r in result.rows}), sorted({r["k2"] for r in result.rows})
+    fig, axes = plt.subplots(1, len(lambdas), figsize=(3.2 * len(lambdas), 3.2), squeeze=False, sharey=True)
+    values = [100 * r[metric] for r in result.rows]
+    vmin, vmax = min(values), max(values)
+    for ax, lam in zip(axes[0], lambdas):
+        grid = np.full((len(k2s), len(k1s)), np.nan)
+        for r in result.rows:
+            if r["lambda"] == lam:
+                grid[k2s.index(r["k2"]), k1s.index(r["k1"])] = 100 * r[metric]
+        im = ax.imshow(grid, origin="lower", cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
+        ax.set_xticks(range(len(k1s)), k1s, fontsize=6, rotation=90), ax.set_yticks(range(len(k2s)), k2s, fontsize=6)
+        ax.set_xlabel("k1"), ax.set_title(f"λ = {lam}", fontsize=9)
+        if result.best["lambda"] == lam:
+            ax.plot(k1s.index(result.best["k1"]), k2s.index(result.best["k2"]), "o", mfc="none", mec="red", ms=10)
+    axes[0, 0].set_ylabel("k2")
+    fig.colorbar(im, ax=axes[0].tolist(), label=f"{metric} (%)", shrink=0.8)
+    return fig

@@ -196,3 +196,19 @@ def test_download_from_a_local_archive(tmp_path: Path, monkeypatch):
     folder = download_market1501(tmp_path, allow_download=True)
     assert sorted(os.listdir(folder / "bounding_box_train")) == ["0001_c1s1_000001_01.jpg", "0001_c2s1_000001_01.jpg"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".market-download-")]  # temp cleaned up
+
+
+def test_carve_validation_holds_out_whole_identities():
+    from reid.data import Record, carve_validation
+
+    train = [Record(f"{pid}_{cam}_{i}.jpg", pid, cam) for pid in range(10) for cam in range(3) for i in range(2)]
+    rest, query, gallery = carve_validation(train, 3, seed=1)
+    held = {r.pid for r in query}
+    assert len(held) == 3 and {r.pid for r in gallery} == held
+    assert sorted({r.pid for r in rest}) == list(range(7))  # relabelled 0..6
+    assert len(query) == 3 * 3 and len(gallery) == 3 * 3  # one query per (identity, camera), the rest in gallery
+    assert len(rest) + len(query) + len(gallery) == len(train)
+    assert not {r.path for r in rest} & {r.path for r in query + gallery}
+    assert carve_validation(train, 3, seed=1) == (rest, query, gallery)  # reproducible
+    with pytest.raises(ValueError, match="num_identities=10"):
+        carve_validation(train, 10)

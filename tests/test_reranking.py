@@ -77,3 +77,32 @@ def test_bad_input_is_explained():
         re_ranking(q, g[:, :2], k1=2, k2=1)
     with pytest.raises(ValueError, match="NaN"):
         re_ranking(q * float("nan"), g, k1=2, k2=1)
+
+
+def test_search_finds_what_a_brute_force_loop_finds():
+    from reid.reranking import reranking_grid, search_reranking
+
+    q, g, q_pids, g_pids = clustered(7, 60, 240, 30)
+    q_cams, g_cams = np.zeros(60), np.ones(240)
+    grid = reranking_grid(k1_values=(3, 6, 10), k2_values=(2, 3, 5), lambdas=(0.1, 0.3))
+    result = search_reranking(torch.from_numpy(q), torch.from_numpy(g), q_pids, g_pids, q_cams, g_cams, grid=grid)
+    assert len(result.rows) == len(grid) == 1 * 2 + 2 * 2 + 3 * 2  # k2 <= 0.7 k1: 1, 2 and 3 values of k2
+    brute = []
+    for k1, k2, lam in grid:
+        res = evaluate_rank(re_ranking(torch.from_numpy(q), torch.from_numpy(g), k1, k2, lam), q_pids, g_pids,
+                            q_cams, g_cams)
+        brute.append(((k1, k2, lam), res.mAP + res.cmc[0]))
+    for row, (point, score) in zip(result.rows, brute):
+        assert (row["k1"], row["k2"], row["lambda"]) == point
+        assert row["mAP"] + row["rank1"] == pytest.approx(score, abs=1e-6)
+    best_point = max(brute, key=lambda b: b[1])[0]
+    assert (result.best["k1"], result.best["k2"], result.best["lambda"]) == best_point
+    assert "k1" in result.table(top=3) and result.baseline["mAP"] > 0
+
+
+def test_seed_grid_keeps_k2_below_0_7_k1():
+    from reid.reranking import SEED_LAMBDAS, reranking_grid
+
+    grid = reranking_grid()
+    assert all(k2 <= 0.7 * k1 for k1, k2, _ in grid)
+    assert {lam for _, _, lam in grid} == set(SEED_LAMBDAS) and (20, 6, 0.3) in grid and (60, 30, 0.4) in grid

@@ -56,3 +56,25 @@ def test_training_figures():
     fig = show_history(history, title="t")
     assert len(fig.axes) == 3 and len(fig.axes[2].lines) == 2
     plt.close(fig)
+
+
+def test_evaluation_figures(tiny_root):
+    import numpy as np
+
+    from reid.evaluation import evaluate_rank
+    from reid.reranking import SearchResult
+    from reid.visualize import show_cmc, show_distance_histograms, show_ranked_lists, show_search_heatmap
+
+    ds = Market1501(tiny_root, verbose=False)
+    q, g = ds.query[:3], ds.gallery
+    q_pids, g_pids = np.array([r.pid for r in q]), np.array([r.pid for r in g])
+    q_cams, g_cams = np.array([r.camid for r in q]), np.array([r.camid for r in g])
+    dist = np.random.default_rng(0).random((len(q), len(g))) + (q_pids[:, None] != g_pids[None, :])
+    assert _axes(show_ranked_lists(q, g, dist, rows=[0, 2], top=5)) == 2 * 6
+    res = evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)
+    assert _axes(show_cmc({"a": res, "b": res})) == 1
+    assert _axes(show_distance_histograms(dist, q_pids, g_pids, q_cams, g_cams)) == 1
+    rows = [{"k1": k1, "k2": k2, "lambda": lam, "mAP": 0.5 + k1 / 100, "rank1": 0.6, "mINP": 0.1}
+            for k1 in (4, 6) for k2 in (2, 3) for lam in (0.1, 0.3)]
+    result = SearchResult(rows, rows[-1], {"mAP": 0.4, "rank1": 0.5, "mINP": 0.1})
+    assert _axes(show_search_heatmap(result)) == 2 + 1  # two lambdas and the colour bar

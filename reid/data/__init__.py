@@ -6,6 +6,7 @@ from .market1501 import (
     Market1501,
     MarketName,
     Record,
+    carve_validation,
     download_market1501,
     parse_market_name,
     read_split,
@@ -18,7 +19,7 @@ from .transforms import augmentation_steps, denormalize, test_transforms, train_
 
 __all__ = [
     "ImageDataset", "MARKET1501_FOLDER", "Market1501", "MarketName", "RandomIdentitySampler", "Record",
-    "SYNTHETIC_PRESETS", "SyntheticSpec", "augmentation_steps", "dataset_root", "denormalize",
+    "SYNTHETIC_PRESETS", "SyntheticSpec", "augmentation_steps", "carve_validation", "dataset_root", "denormalize",
     "download_market1501", "load_dataset", "make_dataloaders", "make_synthetic_market", "parse_market_name",
     "read_image", "read_split", "safe_extract", "seed_worker", "test_transforms", "train_transforms",
 ]

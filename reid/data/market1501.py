@@ -24,6 +24,8 @@ import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 SPLITS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 NAME_RE = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
 
@@ -237,3 +239,34 @@ def download_market1501(
             shutil.rmtree(folder)
         os.replace(found, folder)
     return folder
+
+
+def carve_validation(train: list[Record], num_identities: int, seed: int = 0):
+    """Hold out `num_identities` training identities as a small query/gallery split.
+
+    Returns (the remaining training records, relabelled 0..C-1; validation query; validation
+    gallery). For each held-out identity, one image per camera becomes a query (chosen with
+    `seed`) and the other images form the gallery, so every query can have a true match
+    from another camera. Tuning anything (like the re-ranking parameters) on this split,
+    never on the test set, keeps the test numbers honest.
+    """
+    ids = sorted({r.pid for r in train})
+    if not 0 < num_identities < len(ids):
+        raise ValueError(f"num_identities={num_identities}: choose between 1 and {len(ids) - 1} of the "
+                         f"{len(ids)} training identities to hold out")
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(ids, size=num_identities, replace=False).tolist())
+    rest = [r for r in train if r.pid not in held]
+    relabel = {pid: i for i, pid in enumerate(sorted({r.pid for r in rest}))}
+    rest = [Record(r.path, relabel[r.pid], r.camid) for r in rest]
+    query, gallery = [], []
+    by_id_cam: dict[tuple[int, int], list[Record]] = {}
+    for r in train:
+        if r.pid in held:
+            by_id_cam.setdefault((r.pid, r.camid), []).append(r)
+    for key in sorted(by_id_cam):
+        group = by_id_cam[key]
+        pick = int(rng.integers(len(group)))
+        query.append(group[pick])
+        gallery.extend(g for i, g in enumerate(group) if i != pick)
+    return rest, query, gallery
