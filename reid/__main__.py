@@ -20,6 +20,8 @@ import sys
 import typing
 from pathlib import Path
 
+import torch
+
 from .config import Config
 
 PRESETS = {"default": Config, "smoke": Config.smoke, "market1501": Config.market1501}
@@ -80,15 +82,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def test_rows(cfg: Config, model, test_loader, num_query: int, device) -> list[tuple[str, object]]:
-    """(setting, RankResult) for the test-time variants: plain and flipped features."""
-    from .evaluation import evaluate_features, extract_features
+    """(setting, RankResult) for the test-time variants: plain and flipped features, each with and
+    without k-reciprocal re-ranking (cfg.rerank_k1, rerank_k2, rerank_lambda)."""
+    from .evaluation import evaluate_features, evaluate_rank, extract_features
+    from .reranking import re_ranking
 
     rows = []
     for flip in (False, True):
         feats, pids, camids = extract_features(model, test_loader, device, flip, cfg.amp, cfg.channels_last,
                                                progress=True)
-        rows.append((f"{cfg.distance}{' + flip' if flip else ''}",
-                     evaluate_features(feats, pids, camids, num_query, cfg.distance, cfg.feat_norm, cfg.max_rank)))
+        name = f"{cfg.distance}{' + flip' if flip else ''}"
+        rows.append((name, evaluate_features(feats, pids, camids, num_query, cfg.distance, cfg.feat_norm,
+                                            cfg.max_rank)))
+        if cfg.feat_norm:
+            feats = torch.nn.functional.normalize(feats, dim=1)
+        dist = re_ranking(feats[:num_query], feats[num_query:], cfg.rerank_k1, cfg.rerank_k2, cfg.rerank_lambda)
+        rows.append((f"{name} + re-ranking", evaluate_rank(dist, pids[:num_query], pids[num_query:],
+                                                            camids[:num_query], camids[num_query:], cfg.max_rank)))
     return rows
 
 
@@ -121,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
     p_train.add_argument("--quiet", action="store_true", help="no progress bars")
     p_train.set_defaults(func=cmd_train)
-    p_test = sub.add_parser("test", help="evaluate a trained run: CMC, mAP, mINP with and without flip")
+    p_test = sub.add_parser("test", help="evaluate a trained run: CMC, mAP, mINP with and without flip and re-ranking")
     p_test.add_argument("--run", type=Path, required=True, help="the run folder, e.g. runs/smoke")
     p_test.add_argument("--weights", default=None, help="a weights file other than <run>/model.pth")
     p_test.add_argument("--data-root", default=None, help="where the dataset is, if it moved since training")

@@ -150,7 +150,8 @@ def test_cli_trains_and_tests(tiny_data):
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     rows = [line for line in out.splitlines() if line.startswith("cosine")]
-    assert len(rows) == 2 and rows[1].startswith("cosine + flip")
+    assert len(rows) == 4, out
+    assert rows[1].startswith("cosine + re-ranking") and rows[3].startswith("cosine + flip + re-ranking")
     assert json.loads((cfg.run_dir / "config.json").read_text())["max_epochs"] == 1
 
 
