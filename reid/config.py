@@ -54,6 +54,7 @@ class Config:
     synthetic_preset: str = "small"  # size of the generated set: "tiny", "small" or "market"
     synthetic_seed: int = 0  # seed of the generated set (same seed, same bytes)
     num_workers: int = 2  # data-loader worker processes (0 = load in the main process)
+    val_identities: int = 0  # training identities held out of training, as a validation query/gallery split
 
     # --- input and augmentation -------------------------------------------------------
     input_size: tuple[int, int] = (256, 128)  # (height, width) in pixels fed to the network
@@ -132,6 +133,9 @@ class Config:
     def smoke(cls, **changes) -> "Config":
         """The synthetic set at 64x32 on a ResNet18 from scratch, 10 epochs: minutes on a CPU, for CI and laptops.
 
+        30 of the 150 training identities are held out as a validation split (for tuning
+        re-ranking without touching the test set).
+
         Everything that is not about scale (losses, margins, augmentation, the shape of the
         schedule) stays as in the paper, so the chapters teach the same recipe.
         """
@@ -151,6 +155,7 @@ class Config:
             eval_period=2,
             checkpoint_period=2,
             test_batch_size=128,
+            val_identities=30,
         )
         return dataclasses.replace(base, **changes)
 
@@ -225,6 +230,7 @@ class Config:
         check(0 < self.warmup_factor <= 1, f"warmup_factor={self.warmup_factor} must be in (0, 1]")
         check(self.eval_period >= 1 and self.checkpoint_period >= 1, "eval_period and checkpoint_period must be >= 1")
         check(self.num_workers >= 0, f"num_workers={self.num_workers} must be >= 0")
+        check(self.val_identities >= 0, f"val_identities={self.val_identities} must be >= 0 (0: no validation split)")
         check(self.test_batch_size >= 1, f"test_batch_size={self.test_batch_size} must be >= 1")
         check(self.max_rank >= 1, f"max_rank={self.max_rank} must be >= 1")
         check(self.rerank_k1 >= 1 and self.rerank_k2 >= 1, "rerank_k1 and rerank_k2 must be >= 1")

@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny(tmp_path, **changes) -> Config:
-    base = dict(data_root=str(tmp_path / "data"), synthetic_preset="tiny", input_size=(64, 32), batch_size=16,
-                max_epochs=3, warmup_epochs=1, steps=(2,), eval_period=3, checkpoint_period=1, num_workers=0,
+    base = dict(data_root=str(tmp_path / "data"), synthetic_preset="tiny", val_identities=0, input_size=(64, 32),
+                batch_size=16, max_epochs=3, warmup_epochs=1, steps=(2,), eval_period=3, checkpoint_period=1, num_workers=0,
                 output_dir=str(tmp_path / "runs"), name="tiny", log_period=2)
     base.update(changes)
     return Config.smoke(**base)
@@ -43,7 +43,8 @@ def cli(*args, env_extra=None, **kwargs):
 
 def cli_options(cfg: Config) -> list[str]:
     return ["--data-root", cfg.data_root, "--synthetic-preset", "tiny", "--input-size", "64", "32",
-            "--batch-size", "16", "--max-epochs", str(cfg.max_epochs), "--warmup-epochs", str(cfg.warmup_epochs), "--steps", "2",
+            "--batch-size", "16", "--val-identities", "0", "--max-epochs", str(cfg.max_epochs),
+            "--warmup-epochs", str(cfg.warmup_epochs), "--steps", "2",
             "--eval-period", "3", "--checkpoint-period", "1", "--num-workers", "0", "--output-dir", cfg.output_dir,
             "--name", cfg.name, "--log-period", "2", "--quiet"]
 

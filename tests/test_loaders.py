@@ -10,7 +10,7 @@ from reid.data.loaders import dataset_root
 
 def test_make_dataloaders_on_tiny(tiny_root):
     cfg = Config.smoke(data_root=str(tiny_root.parent), synthetic_preset="tiny", batch_size=16, num_instances=4,
-                       num_workers=0, input_size=(64, 32), test_batch_size=50)
+                       num_workers=0, input_size=(64, 32), test_batch_size=50, val_identities=0)
     train, test, num_query, num_classes = make_dataloaders(cfg)
     ds = load_dataset(cfg, verbose=False)
     assert num_classes == ds.num_train_pids == 24
@@ -22,8 +22,26 @@ def test_make_dataloaders_on_tiny(tiny_root):
     assert seen == len(ds.query) + len(ds.gallery)
 
 
+def test_validation_identities_are_held_out_of_training(tiny_root):
+    from reid.data import make_validation_loader
+
+    cfg = Config.smoke(data_root=str(tiny_root.parent), synthetic_preset="tiny", batch_size=16, num_workers=0,
+                       val_identities=5)
+    train, _, _, num_classes = make_dataloaders(cfg)
+    val, num_val_query = make_validation_loader(cfg)
+    assert num_classes == 24 - 5
+    train_paths = {r.path for r in train.dataset.records}
+    val_paths = [r.path for r in val.dataset.records]
+    assert num_val_query > 0 and not train_paths & set(val_paths)
+    assert max(r.pid for r in train.dataset.records) == num_classes - 1  # relabelled for the classifier
+    with pytest.raises(ValueError, match="val_identities=0: there is no validation split"):
+        make_validation_loader(Config.smoke(data_root=str(tiny_root.parent), synthetic_preset="tiny",
+                                            val_identities=0))
+
+
 def test_loaders_are_reproducible_with_workers(tiny_root):
     cfg = Config.smoke(data_root=str(tiny_root.parent), synthetic_preset="tiny", batch_size=8, num_instances=4,
+                       val_identities=0,
                        num_workers=2, input_size=(64, 32))
 
     def first_two():
@@ -39,7 +57,7 @@ def test_loaders_are_reproducible_with_workers(tiny_root):
 
 def test_augmentation_does_not_depend_on_the_number_of_workers(tiny_root):
     def first_batch(workers):
-        cfg = Config.smoke(data_root=str(tiny_root.parent), synthetic_preset="tiny", batch_size=8,
+        cfg = Config.smoke(data_root=str(tiny_root.parent), synthetic_preset="tiny", batch_size=8, val_identities=0,
                            num_instances=4, num_workers=workers, input_size=(64, 32))
         torch.manual_seed(workers)  # the caller's random state must not matter either
         return next(iter(make_dataloaders(cfg)[0]))[0]

@@ -12,7 +12,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
 from ..config import Config
-from .market1501 import MARKET1501_FOLDER, Market1501, Record
+from .market1501 import MARKET1501_FOLDER, Market1501, Record, carve_validation
 from .sampler import RandomIdentitySampler
 from .synthetic import make_synthetic_market
 from .transforms import test_transforms, train_transforms
@@ -110,10 +110,36 @@ def make_dataloaders(cfg: Config, dataset: Market1501 | None = None, rank: int =
     """
     cfg.validate()
     dataset = dataset if dataset is not None else load_dataset(cfg, verbose=False)
-    sampler = RandomIdentitySampler([r.pid for r in dataset.train], cfg.batch_size, cfg.num_instances, seed=cfg.seed,
+    train = training_records(cfg, dataset)
+    sampler = RandomIdentitySampler([r.pid for r in train], cfg.batch_size, cfg.num_instances, seed=cfg.seed,
                                     rank=rank, world_size=world_size, item_seeds=True)
-    train_loader = DataLoader(ImageDataset(dataset.train, train_transforms(cfg)), batch_sampler=sampler,
+    train_loader = DataLoader(ImageDataset(train, train_transforms(cfg)), batch_sampler=sampler,
                               **_loader_kwargs(cfg, cfg.seed))
     test_loader = DataLoader(ImageDataset(dataset.query + dataset.gallery, test_transforms(cfg)),
                              batch_size=cfg.test_batch_size, shuffle=False, **_loader_kwargs(cfg, cfg.seed + 1))
-    return train_loader, test_loader, len(dataset.query), dataset.num_train_pids
+    return train_loader, test_loader, len(dataset.query), len({r.pid for r in train})
+
+
+def training_records(cfg: Config, dataset: Market1501) -> list:
+    """The records to train on: all of ``dataset.train``, minus the validation identities if
+    ``cfg.val_identities`` > 0 (relabelled 0..C-1)."""
+    if cfg.val_identities == 0:
+        return dataset.train
+    return carve_validation(dataset.train, cfg.val_identities, seed=cfg.seed)[0]
+
+
+def make_validation_loader(cfg: Config, dataset: Market1501 | None = None):
+    """(loader over the validation query + gallery, number of validation queries).
+
+    The split holds out ``cfg.val_identities`` training identities (at least 1 is needed);
+    with ``val_identities=0`` there is none: set it before training, so that the model
+    never sees the identities it is tuned on.
+    """
+    if cfg.val_identities == 0:
+        raise ValueError("cfg.val_identities=0: there is no validation split; set it (e.g. 30) before training, so "
+                         "that the held-out identities stay unseen by the model")
+    dataset = dataset if dataset is not None else load_dataset(cfg, verbose=False)
+    _, query, gallery = carve_validation(dataset.train, cfg.val_identities, seed=cfg.seed)
+    loader = DataLoader(ImageDataset(query + gallery, test_transforms(cfg)), batch_size=cfg.test_batch_size,
+                        shuffle=False, **_loader_kwargs(cfg, cfg.seed + 2))
+    return loader, len(query)
