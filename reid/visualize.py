@@ -246,14 +246,16 @@ def show_ranked_lists(query: Sequence[Record], gallery: Sequence[Record], distma
     fig, axes = plt.subplots(len(rows), top + 1, figsize=(0.9 * (top + 1), 2.0 * len(rows)), squeeze=False)
     for r, qi in enumerate(rows):
         q = query[qi]
-        _show(axes[r, 0], np.asarray(read_image(q.path)), f"query {q.pid}", "black")
+        _show(axes[r, 0], np.asarray(read_image(q.path)), f"query (id {q.pid})", "black")
         order = torch.argsort(distmat[qi], stable=True)[:top]
+        rank = 0  # the rank under the protocol: removed images do not count
         for c, gi in enumerate(order.tolist(), start=1):
             g = gallery[gi]
             if g.pid == q.pid and g.camid == q.camid:
                 colour, label = "0.6", "same cam"
             else:
-                colour, label = ("tab:green", f"{c}") if g.pid == q.pid else ("tab:red", f"{c}")
+                rank += 1
+                colour, label = ("tab:green" if g.pid == q.pid else "tab:red"), f"rank {rank}"
             _show(axes[r, c], np.asarray(read_image(g.path)), label, colour)
     fig.tight_layout()
     return fig
@@ -307,4 +309,29 @@ def show_search_heatmap(result, metric: str = "mAP") -> plt.Figure:
             ax.plot(k1s.index(result.best["k1"]), k2s.index(result.best["k2"]), "o", mfc="none", mec="red", ms=10)
     axes[0, 0].set_ylabel("k2")
     fig.colorbar(im, ax=axes[0].tolist(), label=f"{metric} (%)", shrink=0.8)
+    return fig
+
+
+def show_k_reciprocal(records: Sequence[Record], index: int, neighbours: Sequence[int],
+                      reciprocal: Sequence[bool]) -> plt.Figure:
+    """An image and its nearest neighbours (nearest first): blue frames for the k-reciprocal ones
+    (whose own nearest neighbours include the image), grey for one-way neighbours; titles say
+    whether the neighbour is the same person."""
+    centre = records[index]
+    shown = [(n, r) for n, r in zip(neighbours, reciprocal) if n != index]
+    cols = 11
+    n_rows = 1 + (len(shown) + cols - 1) // cols
+    fig, axes = plt.subplots(n_rows, cols, figsize=(0.9 * cols, 2.0 * n_rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    axes[0, 0].axis("on")
+    _show(axes[0, 0], np.asarray(read_image(centre.path)), f"image (id {centre.pid})", "black")
+    for k, (n, recip) in enumerate(shown):
+        ax = axes[1 + k // cols, k % cols]
+        ax.axis("on")
+        rec = records[n]
+        _show(ax, np.asarray(read_image(rec.path)), f"{k + 1}: {'same' if rec.pid == centre.pid else 'other'}",
+              "tab:blue" if recip else "0.7")
+    fig.suptitle("nearest neighbours: blue = k-reciprocal, grey = one-way", fontsize=10)
+    fig.tight_layout()
     return fig

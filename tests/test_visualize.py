@@ -78,3 +78,9 @@ def test_evaluation_figures(tiny_root):
             for k1 in (4, 6) for k2 in (2, 3) for lam in (0.1, 0.3)]
     result = SearchResult(rows, rows[-1], {"mAP": 0.4, "rank1": 0.5, "mINP": 0.1})
     assert _axes(show_search_heatmap(result)) == 2 + 1  # two lambdas and the colour bar
+    from reid.visualize import show_k_reciprocal
+
+    records = q + g[:12]
+    fig = show_k_reciprocal(records, 0, list(range(13)), [True, False] * 6 + [True])
+    assert len(fig.axes) == 11 * 3  # the image's row, then 12 neighbours over two rows of 11
+    plt.close(fig)
