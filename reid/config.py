@@ -106,7 +106,7 @@ class Config:
     gamma: float = 0.1  # lr decay factor at each step
     max_epochs: int = 120  # training epochs
     amp: bool = True  # mixed precision on CUDA: bfloat16 where supported, else float16 (ignored on the CPU)
-    channels_last: bool = True  # NHWC memory layout for images and convolutions (faster on GPUs and on this CPU)
+    channels_last: bool = True  # NHWC memory layout for images and convolutions (faster on GPU tensor cores)
 
     # --- bookkeeping --------------------------------------------------------------------
     eval_period: int = 10  # evaluate every this many epochs (and at the end)
