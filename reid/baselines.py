@@ -39,9 +39,3 @@ def color_histogram_features(paths: Sequence[str], bins: int = 8, stripes: int =
         feats.append(color_histogram(np.asarray(img), bins, stripes))
     return np.stack(feats)
 
-
-def squared_euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) squared Euclidean distances by |a|^2 + |b|^2 - 2 a.b."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    d = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.maximum(d, 0.0)

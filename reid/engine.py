@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import random
 import time
@@ -332,8 +331,6 @@ def train_one_epoch(cfg: Config, epoch: int, model: nn.Module, loss_fn: Baseline
     record = {"epoch": epoch, **{f"loss_{k}": float(v) / max(steps, 1) for k, v in sums.items()},
               "accuracy": float(correct) / max(seen, 1), "images_per_s": seen * ddp.world_size / elapsed,
               "epoch_time_s": elapsed}
-    if not math.isfinite(record["loss_total"]):  # pragma: no cover - caught by the window check above
-        raise FloatingPointError(f"the loss of epoch {epoch} is not finite")
     return record
 
 

@@ -41,7 +41,7 @@ class RankResult:
 
 def _check_inputs(distmat, q_pids, g_pids, q_camids, g_camids):
     """As tensors, after checking shapes, emptiness and NaN (errors name the argument and the fix)."""
-    dist = torch.as_tensor(np.asarray(distmat) if not isinstance(distmat, torch.Tensor) else distmat)
+    dist = torch.as_tensor(distmat)
     ids = [torch.as_tensor(np.asarray(a).ravel().astype(np.int64)) if not isinstance(a, torch.Tensor)
            else a.ravel().long() for a in (q_pids, g_pids, q_camids, g_camids)]
     q_pids, g_pids, q_camids, g_camids = ids
@@ -210,5 +210,5 @@ def evaluate_model(model: nn.Module, test_loader, num_query: int, cfg, device: t
                    flip: bool | None = None, progress: bool = False) -> RankResult:
     """CMC/mAP/mINP of `model` on the query + gallery of `test_loader`, with the test settings of `cfg`."""
     feats, pids, camids = extract_features(model, test_loader, device, cfg.flip_feats if flip is None else flip,
-                                           cfg.amp, getattr(cfg, "channels_last", True), progress)
+                                           cfg.amp, cfg.channels_last, progress)
     return evaluate_features(feats, pids, camids, num_query, cfg.distance, cfg.feat_norm, cfg.max_rank)

@@ -242,7 +242,7 @@ def show_ranked_lists(query: Sequence[Record], gallery: Sequence[Record], distma
     """For each query row: the query, then its `top` nearest gallery images, framed green (same
     person, another camera: a true match), red (another person) or grey (same person, same
     camera: removed by the protocol, not counted)."""
-    distmat = torch.as_tensor(np.asarray(distmat) if not isinstance(distmat, torch.Tensor) else distmat)
+    distmat = torch.as_tensor(distmat)
     fig, axes = plt.subplots(len(rows), top + 1, figsize=(0.9 * (top + 1), 2.0 * len(rows)), squeeze=False)
     for r, qi in enumerate(rows):
         q = query[qi]
