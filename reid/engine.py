@@ -35,7 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import Config
-from .data import load_dataset, make_dataloaders
+from .data import load_dataset, make_dataloaders, shutdown_workers
 from .data.market1501 import Market1501
 from .evaluation import RankResult, autocast_dtype, evaluate_model
 from .losses import BaselineLoss, make_loss, rescale_center_grads
@@ -242,29 +242,32 @@ def train(cfg: Config, resume: bool = False, dataset: Market1501 | None = None, 
         run_dir.mkdir(parents=True, exist_ok=True)
         save_json(run_dir / CONFIG, cfg.to_dict())
     final = None
-    for epoch in range(start_epoch, cfg.max_epochs + 1):
-        sampler.set_epoch(epoch - 1)  # the batches of epoch e depend on (seed, e) only
-        record = train_one_epoch(cfg, epoch, train_model, loss_fn, train_loader, optimizer, center_optimizer, scaler,
-                                 device, amp_dtype, ddp, ckpt_path, progress)
-        record["lr"] = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        if ddp.is_main and (epoch % cfg.eval_period == 0 or epoch == cfg.max_epochs):
-            final = evaluate_model(model, test_loader, num_query, cfg, device)
-            record.update(mAP=final.mAP, rank1=float(final.cmc[0]), mINP=final.mINP)
-            if progress:
-                tqdm.write(f"epoch {epoch}: {final.summary()}")
-        history.append(record)
-        if ddp.is_main:
-            save_json(run_dir / HISTORY, history)
-            if epoch % cfg.checkpoint_period == 0 or epoch == cfg.max_epochs:
-                save_checkpoint(ckpt_path, {
-                    "epoch": epoch, "config": cfg.to_dict(), "model": model.state_dict(), "loss": loss_fn.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "center_optimizer": center_optimizer.state_dict() if center_optimizer is not None else None,
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "sampler": sampler.state_dict(),
-                    "rng": rng_states(), "history": history,
-                })
-        ddp.barrier()
+    try:
+        for epoch in range(start_epoch, cfg.max_epochs + 1):
+            sampler.set_epoch(epoch - 1)  # the batches of epoch e depend on (seed, e) only
+            record = train_one_epoch(cfg, epoch, train_model, loss_fn, train_loader, optimizer, center_optimizer,
+                                     scaler, device, amp_dtype, ddp, ckpt_path, progress)
+            record["lr"] = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            if ddp.is_main and (epoch % cfg.eval_period == 0 or epoch == cfg.max_epochs):
+                final = evaluate_model(model, test_loader, num_query, cfg, device)
+                record.update(mAP=final.mAP, rank1=float(final.cmc[0]), mINP=final.mINP)
+                if progress:
+                    tqdm.write(f"epoch {epoch}: {final.summary()}")
+            history.append(record)
+            if ddp.is_main:
+                save_json(run_dir / HISTORY, history)
+                if epoch % cfg.checkpoint_period == 0 or epoch == cfg.max_epochs:
+                    save_checkpoint(ckpt_path, {
+                        "epoch": epoch, "config": cfg.to_dict(), "model": model.state_dict(),
+                        "loss": loss_fn.state_dict(), "optimizer": optimizer.state_dict(),
+                        "center_optimizer": center_optimizer.state_dict() if center_optimizer is not None else None,
+                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                        "sampler": sampler.state_dict(), "rng": rng_states(), "history": history,
+                    })
+            ddp.barrier()
+    finally:
+        shutdown_workers(train_loader)  # its workers persist between epochs: stop them now, not at garbage collection
     if ddp.is_main and (start_epoch <= cfg.max_epochs or not (run_dir / FINAL_WEIGHTS).exists()):
         save_checkpoint(run_dir / FINAL_WEIGHTS, model.state_dict())
     model.eval()

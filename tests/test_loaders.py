@@ -69,3 +69,28 @@ def test_missing_market_is_explained(tmp_path):
     cfg = Config.market1501(data_root=str(tmp_path))
     with pytest.raises(FileNotFoundError, match="Market-1501 is not at .*download_market1501"):
         dataset_root(cfg)
+
+
+def test_no_loader_workers_outlive_their_use(tiny_root):
+    """Workers left alive (or left to the garbage collector) are inherited by the next loader's
+    forked workers, which then fail tearing them down; so the test loader's stop after each
+    pass, and the training loader's persistent ones stop when asked (as `train` does)."""
+    import multiprocessing as mp
+
+    from reid.data import make_validation_loader, shutdown_workers
+
+    cfg = Config.smoke(data_root=str(tiny_root.parent), synthetic_preset="tiny", batch_size=16, num_workers=2,
+                       input_size=(64, 32), test_batch_size=50, val_identities=6)
+    train, test, _, _ = make_dataloaders(cfg)
+    val, _ = make_validation_loader(cfg)
+    assert train.persistent_workers and not test.persistent_workers and not val.persistent_workers
+    for loader in (test, val):
+        assert sum(len(b[0]) for b in loader) > 0
+    assert mp.active_children() == []
+    next(iter(train))
+    assert len(mp.active_children()) == 2
+    shutdown_workers(train)
+    assert mp.active_children() == [] and train._iterator is None
+    assert len(next(iter(train))[0]) == 16  # and it starts again when asked
+    shutdown_workers(train)
+    shutdown_workers(test)  # a loader without running workers: nothing to do

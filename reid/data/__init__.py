@@ -1,7 +1,7 @@
 """Data: Market-1501 records, the synthetic Market-1501, PK sampling, transforms, loaders."""
 
 from .loaders import (ImageDataset, dataset_root, load_dataset, make_dataloaders, make_validation_loader, read_image,
-                      seed_worker, training_records)
+                      seed_worker, shutdown_workers, training_records)
 from .market1501 import (
     MARKET1501_FOLDER,
     Market1501,
@@ -22,5 +22,5 @@ __all__ = [
     "ImageDataset", "MARKET1501_FOLDER", "Market1501", "MarketName", "RandomIdentitySampler", "Record",
     "SYNTHETIC_PRESETS", "SyntheticSpec", "augmentation_steps", "carve_validation", "dataset_root", "denormalize",
     "download_market1501", "load_dataset", "make_dataloaders", "make_validation_loader", "make_synthetic_market", "parse_market_name",
-    "read_image", "read_split", "safe_extract", "seed_worker", "training_records", "test_transforms", "train_transforms",
+    "read_image", "read_split", "safe_extract", "seed_worker", "shutdown_workers", "training_records", "test_transforms", "train_transforms",
 ]

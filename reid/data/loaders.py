@@ -88,12 +88,14 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
 
 
-def _loader_kwargs(cfg: Config, seed: int) -> dict:
+def _loader_kwargs(cfg: Config, seed: int, persistent: bool = False) -> dict:
+    """Loader settings. Only the training loader keeps its workers between epochs (`persistent`);
+    a test loader's workers stop at the end of each pass, so none outlive the loop that used them."""
     workers = cfg.num_workers
     return {
         "num_workers": workers,
         "pin_memory": torch.cuda.is_available() and cfg.device != "cpu",
-        "persistent_workers": workers > 0,
+        "persistent_workers": persistent and workers > 0,
         "worker_init_fn": seed_worker,
         "generator": torch.Generator().manual_seed(seed),
     }
@@ -114,10 +116,23 @@ def make_dataloaders(cfg: Config, dataset: Market1501 | None = None, rank: int =
     sampler = RandomIdentitySampler([r.pid for r in train], cfg.batch_size, cfg.num_instances, seed=cfg.seed,
                                     rank=rank, world_size=world_size, item_seeds=True)
     train_loader = DataLoader(ImageDataset(train, train_transforms(cfg)), batch_sampler=sampler,
-                              **_loader_kwargs(cfg, cfg.seed))
+                              **_loader_kwargs(cfg, cfg.seed, persistent=True))
     test_loader = DataLoader(ImageDataset(dataset.query + dataset.gallery, test_transforms(cfg)),
                              batch_size=cfg.test_batch_size, shuffle=False, **_loader_kwargs(cfg, cfg.seed + 1))
     return train_loader, test_loader, len(dataset.query), len({r.pid for r in train})
+
+
+def shutdown_workers(loader: DataLoader) -> None:
+    """Stop a loader's persistent worker processes now.
+
+    Left to the garbage collector, a pool can still exist when a later loader forks its own
+    workers; they inherit it and fail tearing it down ("AssertionError: can only test a child
+    process", printed by Jupyter). `reid.engine.train` calls this when training ends.
+    """
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None:
+        iterator._shutdown_workers()
+        loader._iterator = None
 
 
 def training_records(cfg: Config, dataset: Market1501) -> list:
