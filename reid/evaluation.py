@@ -135,10 +135,11 @@ def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 5
 # Features and distances
 # --------------------------------------------------------------------------------------
 def autocast_dtype(device: torch.device, amp: bool = True) -> torch.dtype | None:
-    """The mixed-precision type on CUDA (bfloat16 where supported, else float16); None on the CPU or amp=False."""
+    """The mixed-precision type on CUDA (bfloat16 where the GPU has it natively, else float16); None on the
+    CPU or amp=False. Natively: a T4 (Colab's free GPU) only emulates bfloat16, slowly, so it gets float16."""
     if not amp or device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
 
 
 @torch.inference_mode()

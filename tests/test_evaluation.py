@@ -189,3 +189,17 @@ def test_torch_inputs_and_a_query_without_matches():
     res = evaluate_rank(torch.from_numpy(dist), torch.from_numpy(q_pids), torch.from_numpy(g_pids),
                         torch.from_numpy(q_cams), torch.from_numpy(g_cams))
     assert res.num_valid == ref[3] == 19 and res.mAP == pytest.approx(ref[1], abs=1e-6)
+
+
+def test_autocast_picks_bfloat16_only_where_the_gpu_has_it_natively(monkeypatch):
+    import torch
+
+    from reid.evaluation import autocast_dtype
+
+    cuda = torch.device("cuda")
+    # A T4: bfloat16 only by emulation (torch's default answer counts emulation as support).
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert autocast_dtype(cuda) == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100, an H100
+    assert autocast_dtype(cuda) == torch.bfloat16
+    assert autocast_dtype(cuda, amp=False) is None and autocast_dtype(torch.device("cpu")) is None
