@@ -114,10 +114,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     cfg.num_workers = args.num_workers
     _, test_loader, num_query, _ = make_dataloaders(cfg)
     print(f"{args.run}: {cfg.backbone} on {cfg.dataset}, evaluated on {describe_device(device)}")
-    print(f"{'setting':<22} {'mAP':>6} {'R1':>6} {'R5':>6} {'R10':>6} {'mINP':>6}")
+    print(f"{'setting':<29} {'mAP':>6} {'R1':>6} {'R5':>6} {'R10':>6} {'mINP':>6}")
     for name, res in test_rows(cfg, model, test_loader, num_query, device):
         cmc = res.cmc
-        print(f"{name:<22} {100 * res.mAP:6.1f} {100 * cmc[0]:6.1f} {100 * cmc[min(4, len(cmc) - 1)]:6.1f} "
+        print(f"{name:<29} {100 * res.mAP:6.1f} {100 * cmc[0]:6.1f} {100 * cmc[min(4, len(cmc) - 1)]:6.1f} "
               f"{100 * cmc[min(9, len(cmc) - 1)]:6.1f} {100 * res.mINP:6.1f}")
     return 0
 

@@ -1,0 +1,90 @@
+"""The results table: two models, six rows, each row what the evaluation functions give on its own."""
+
+import dataclasses
+
+import matplotlib
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reid import Config
+from reid.data import load_dataset, make_dataloaders
+from reid.engine import load_model
+from reid.evaluation import evaluate_features, evaluate_rank, extract_features
+from reid.reranking import re_ranking
+from reid.results import SEED_ROWS, hem_config, reproduce_table
+from reid.visualize import show_results
+
+matplotlib.use("Agg")
+GRID = [(2, 1, 0.3), (3, 2, 0.1), (4, 2, 0.5)]
+
+
+def tiny(tmp_path, **changes) -> Config:
+    base = dict(data_root=str(tmp_path / "data"), synthetic_preset="tiny", val_identities=6, input_size=(64, 32),
+                batch_size=16, max_epochs=2, warmup_epochs=1, steps=(1,), eval_period=2, checkpoint_period=2,
+                num_workers=0, output_dir=str(tmp_path / "runs"), name="b1", log_period=2)
+    base.update(changes)
+    return Config.smoke(**base)
+
+
+@pytest.fixture(scope="module")
+def table_and_cfg(tiny_root, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("results")
+    (tmp / "data").mkdir()
+    (tmp / "data" / tiny_root.name).symlink_to(tiny_root)
+    cfg = tiny(tmp)
+    return reproduce_table(cfg, grid=GRID, progress=False), cfg
+
+
+def test_six_rows_in_the_seeds_order_beside_its_numbers(table_and_cfg):
+    table, cfg = table_and_cfg
+    assert [(r.label, r.seed_mAP, r.seed_rank1) for r in table.rows] == list(SEED_ROWS)
+    assert table.runs == {"B1": str(cfg.run_dir), "HEM": str(hem_config(cfg).run_dir)}
+    assert hem_config(cfg).hard_factor == 0.2 and hem_config(cfg).name == "b1-hem"
+    for r in table.rows:
+        assert 0 <= r.mINP <= r.mAP <= 100 and 0 <= r.rank1 <= 100
+    lines = table.markdown().splitlines()
+    assert len(lines) == 2 + 6 and lines[2].startswith("| B1: triplet + softmax + center | ")
+    assert f"| {table.rows[3].mAP:.1f} | {table.rows[3].rank1:.1f} | {table.rows[3].mINP:.1f} | 86.6 | 94.6 |" in lines[5]
+    assert table.to_dict()["rows"][5]["seed_mAP"] == 94.2
+
+
+def test_rows_equal_the_evaluation_functions_run_on_the_saved_models(table_and_cfg):
+    table, cfg = table_and_cfg
+    dataset = load_dataset(cfg, verbose=False)
+    _, loader, nq, _ = make_dataloaders(cfg, dataset)
+    for run, plain_row, flip_row in ((table.runs["B1"], 0, 1), (table.runs["HEM"], 2, 3)):
+        model, saved = load_model(run)
+        for flip, row in ((False, plain_row), (True, flip_row)):
+            feats, pids, camids = extract_features(model, loader, "cpu", flip=flip)
+            expected = evaluate_features(feats, pids, camids, nq, cfg.distance, cfg.feat_norm)
+            assert table.rows[row].result.mAP == pytest.approx(expected.mAP, abs=1e-6)
+            assert torch.allclose(torch.as_tensor(table.rows[row].result.cmc), torch.as_tensor(expected.cmc))
+    assert load_model(table.runs["HEM"])[1].hard_factor == 0.2 and load_model(table.runs["B1"])[1].hard_factor == 0
+    feats, pids, camids = extract_features(load_model(table.runs["HEM"])[0], loader, "cpu")
+    feats = F.normalize(feats, dim=1)
+    labels = (pids[:nq], pids[nq:], camids[:nq], camids[nq:])
+    for row, params in ((4, (20, 6, 0.3)), (5, tuple(table.searched[k] for k in ("k1", "k2", "lambda")))):
+        expected = evaluate_rank(re_ranking(feats[:nq], feats[nq:], *params), *labels)
+        assert table.rows[row].result.mAP == pytest.approx(expected.mAP, abs=1e-6)
+        assert table.rows[row].note == "k1={}, k2={}, λ={}".format(*params)
+    assert (table.searched["k1"], table.searched["k2"], table.searched["lambda"]) in GRID
+    assert table.searched["grid_points"] == len(GRID) and table.searched["validation_queries"] > 0
+
+
+def test_a_second_call_loads_both_models_instead_of_training(table_and_cfg):
+    table, cfg = table_and_cfg
+    again = reproduce_table(cfg, grid=GRID, progress=False)
+    assert [r.mAP for r in again.rows] == [r.mAP for r in table.rows]
+
+
+def test_the_figure_shows_five_gains_per_metric(table_and_cfg):
+    fig = show_results(table_and_cfg[0])
+    assert [len(ax.patches) for ax in fig.axes] == [10, 10]
+
+
+def test_the_recipe_must_be_b1_with_a_validation_split(tmp_path):
+    with pytest.raises(ValueError, match="hard_factor=0"):
+        reproduce_table(tiny(tmp_path, hard_factor=0.2))
+    with pytest.raises(ValueError, match="val_identities"):
+        reproduce_table(dataclasses.replace(tiny(tmp_path), val_identities=0))
