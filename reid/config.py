@@ -159,6 +159,22 @@ class Config:
         )
         return dataclasses.replace(base, **changes)
 
+    @classmethod
+    def book(cls, profile: str = "smoke", **changes) -> "Config":
+        """The settings the chapters share, by profile: the notebooks' one switch.
+
+        "smoke": `Config.smoke()`, the synthetic set on a CPU in minutes. "market1501": the
+        paper's recipe (`Config.market1501()`) on the real dataset, except that 100 of its 751
+        training identities are held out as the validation split that chapters 7 and 8 tune
+        re-ranking on (the test set is never used for tuning); its runs are named
+        "market1501-book", apart from a plain `--preset market1501` run.
+        """
+        if profile == "smoke":
+            return cls.smoke(**changes)
+        if profile == "market1501":
+            return cls.market1501(**{"name": "market1501-book", "val_identities": 100, **changes})
+        raise ValueError(f"unknown profile {profile!r}: use 'smoke' (synthetic, CPU) or 'market1501' (real, GPU)")
+
     # --- derived values -----------------------------------------------------------------
     @property
     def num_identities(self) -> int:

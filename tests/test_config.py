@@ -49,3 +49,12 @@ def test_validate_lists_every_problem():
     with pytest.raises(ValueError) as err:
         Config(loss_type="x", distance="y").validate()
     assert "loss_type" in str(err.value) and "distance" in str(err.value)
+
+
+def test_book_profiles_are_the_smoke_preset_and_the_paper_recipe_with_a_validation_split():
+    assert Config.book("smoke") == Config.smoke()
+    market = Config.book("market1501")
+    assert market == Config.market1501(name="market1501-book", val_identities=100)
+    assert Config.book("market1501", max_epochs=3).max_epochs == 3
+    with pytest.raises(ValueError, match="unknown profile 'market'"):
+        Config.book("market")
