@@ -156,7 +156,10 @@ def extract_features(model: nn.Module, loader, device: torch.device | str = "cpu
     model.eval()
     feats, pids, camids = [], [], []
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    for images, pid, camid, _ in tqdm(loader, desc="features", leave=False, disable=not progress):
+    # tqdm gets an iterator, not the loader: in Jupyter, tqdm.auto makes an iterator of its own from a
+    # loader and never runs it, leaving its worker processes to the garbage collector.
+    batches = tqdm(iter(loader), total=len(loader), desc="features", leave=False, disable=not progress)
+    for images, pid, camid, _ in batches:
         images = images.to(device, non_blocking=True, memory_format=fmt)
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             feat = model(images).float()  # (B, d)

@@ -203,3 +203,29 @@ def test_autocast_picks_bfloat16_only_where_the_gpu_has_it_natively(monkeypatch)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100, an H100
     assert autocast_dtype(cuda) == torch.bfloat16
     assert autocast_dtype(cuda, amp=False) is None and autocast_dtype(torch.device("cpu")) is None
+
+
+def test_feature_extraction_leaves_no_loader_workers_running(tiny_root, monkeypatch):
+    """In Jupyter, tqdm.auto made an iterator of its own from the loader it wrapped, kept it and
+    never ran it: its workers stayed alive until the garbage collector, possibly inside the next
+    loader's forked workers ("can only test a child process"). Imitate that tqdm."""
+    import multiprocessing as mp
+
+    import reid.evaluation as evaluation
+    from reid import Config
+    from reid.data import make_dataloaders
+    from reid.model import Baseline
+
+    kept, real_tqdm = [], evaluation.tqdm
+
+    def notebook_like_tqdm(iterable, **kwargs):
+        kept.append(iter(iterable))
+        return real_tqdm(iterable, **kwargs)
+
+    monkeypatch.setattr(evaluation, "tqdm", notebook_like_tqdm)
+    cfg = Config.smoke(data_root=str(tiny_root.parent), synthetic_preset="tiny", val_identities=0, num_workers=2)
+    _, loader, _, _ = make_dataloaders(cfg)
+    model = Baseline.from_config(cfg, num_classes=24)
+    feats, _, _ = evaluation.extract_features(model, loader, "cpu", progress=True)
+    assert len(feats) == len(loader.dataset) and kept
+    assert mp.active_children() == []
