@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml
 book: $(VENV)/.installed
 	$(BIN)/jupyter-book build . -W --keep-going
 
-# Unit tests, then every notebook re-executed and compared with its stored outputs.
+# Unit tests, the book rendered and opened in headless Chromium (tests/test_book.py), then every
+# notebook re-executed and compared with its stored outputs.
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest --nbval
 

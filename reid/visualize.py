@@ -359,8 +359,10 @@ def show_results(table) -> plt.Figure:
         ax.axvline(0, color="black", lw=0.8)
         ax.set_title(f"{title}: change over B1 (points)", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
+        ax.margins(x=0.15)  # room for the labels at the ends of the bars
     axes[0].set_yticks(y, labels, fontsize=8)
     axes[0].invert_yaxis()
-    axes[0].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=8, loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig

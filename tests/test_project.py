@@ -34,3 +34,27 @@ def test_toc_lists_every_notebook():
     toc = (ROOT / "_toc.yml").read_text()
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         assert f"notebooks/{nb.stem}" in toc, nb.name
+
+
+def test_every_chapter_installs_the_package_from_the_repository_the_book_names():
+    """The Colab set-up cell and the launch buttons come from one setting: `repository.url`."""
+    import json
+
+    import yaml
+
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    cell = f'!pip install -q "reid @ git+{url}"'
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        code = ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        assert 'if "google.colab" in sys.modules:' in code[0] and cell in code[0], f"{nb.name}: set-up cell"
+    assert cell in (ROOT / "book" / "colab.md").read_text()
+
+
+def test_the_readme_shows_the_table_chapter_8_computed():
+    import json
+
+    nb = json.loads((ROOT / "notebooks" / "08_results.ipynb").read_text())
+    tables = ["".join(o["data"]["text/markdown"]) for c in nb["cells"] if c["cell_type"] == "code"
+              for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
+    assert len(tables) == 1 and tables[0].count("\n") == 7, "chapter 8 should show one 6-row table"
+    assert tables[0] in (ROOT / "README.md").read_text(), "README.md's results table differs from chapter 8's output"
