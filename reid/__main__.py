@@ -20,8 +20,6 @@ import sys
 import typing
 from pathlib import Path
 
-import torch
-
 from .config import Config
 
 PRESETS = {"default": Config, "smoke": Config.smoke, "market1501": Config.market1501}
@@ -84,8 +82,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def test_rows(cfg: Config, model, test_loader, num_query: int, device) -> list[tuple[str, object]]:
     """(setting, RankResult) for the test-time variants: plain and flipped features, each with and
     without k-reciprocal re-ranking (cfg.rerank_k1, rerank_k2, rerank_lambda)."""
-    from .evaluation import evaluate_features, evaluate_rank, extract_features
-    from .reranking import re_ranking
+    from .evaluation import evaluate_features, extract_features
+    from .reranking import evaluate_reranked
 
     rows = []
     for flip in (False, True):
@@ -94,11 +92,9 @@ def test_rows(cfg: Config, model, test_loader, num_query: int, device) -> list[t
         name = f"{cfg.distance}{' + flip' if flip else ''}"
         rows.append((name, evaluate_features(feats, pids, camids, num_query, cfg.distance, cfg.feat_norm,
                                             cfg.max_rank)))
-        if cfg.feat_norm:
-            feats = torch.nn.functional.normalize(feats, dim=1)
-        dist = re_ranking(feats[:num_query], feats[num_query:], cfg.rerank_k1, cfg.rerank_k2, cfg.rerank_lambda)
-        rows.append((f"{name} + re-ranking", evaluate_rank(dist, pids[:num_query], pids[num_query:],
-                                                            camids[:num_query], camids[num_query:], cfg.max_rank)))
+        rows.append((f"{name} + re-ranking", evaluate_reranked(feats, pids, camids, num_query, cfg.rerank_k1,
+                                                                cfg.rerank_k2, cfg.rerank_lambda, cfg.feat_norm,
+                                                                cfg.max_rank)))
     return rows
 
 

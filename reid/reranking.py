@@ -224,6 +224,16 @@ def re_ranking(q_feats: torch.Tensor, g_feats: torch.Tensor, k1: int = 20, k2: i
     return jaccard * (1 - lambda_value) + original * lambda_value
 
 
+def evaluate_reranked(feats: torch.Tensor, pids, camids, num_query: int, k1: int = 20, k2: int = 6,
+                      lambda_value: float = 0.3, feat_norm: bool = True, max_rank: int = 50):
+    """`evaluation.evaluate_features` with k-reciprocal re-ranking: the first `num_query` rows are
+    the queries; the features are L2-normalised first when `feat_norm` (the cosine setting)."""
+    if feat_norm:
+        feats = torch.nn.functional.normalize(feats, dim=1)
+    dist = re_ranking(feats[:num_query], feats[num_query:], k1, k2, lambda_value)
+    return evaluate_rank(dist, pids[:num_query], pids[num_query:], camids[:num_query], camids[num_query:], max_rank)
+
+
 # --------------------------------------------------------------------------------------
 # Parameter search
 # --------------------------------------------------------------------------------------

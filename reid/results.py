@@ -15,15 +15,14 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 
-import torch
 import torch.nn.functional as F
 
 from .config import Config
 from .data import load_dataset, make_dataloaders, make_validation_loader
 from .data.market1501 import Market1501
 from .engine import trained_model
-from .evaluation import RankResult, evaluate_features, evaluate_rank, extract_features
-from .reranking import re_ranking, search_reranking
+from .evaluation import RankResult, evaluate_features, extract_features
+from .reranking import evaluate_reranked, search_reranking
 from .utils import describe_device, get_device
 
 # The seed's README (person-reid-tiny-baseline v0.1.2), Market-1501, ResNet50 at 256x128:
@@ -122,31 +121,28 @@ def reproduce_table(cfg: Config, hard_factor: float = SEED_HARD_FACTOR, dataset:
     def score(feats, pids, camids):
         return evaluate_features(feats, pids, camids, nq, cfg.distance, cfg.feat_norm, cfg.max_rank)
 
-    results = {}
+    results, hem_test = {}, None
     for name, model in (("B1", b1), ("HEM", hem)):
         for flip in (False, True):
             feats, pids, camids = features(model, test_loader, flip)
             results[name, flip] = score(feats, pids, camids)
             if name == "HEM" and not flip:
-                test_feats, test_pids, test_camids = feats, pids, camids
+                hem_test = (feats, pids, camids)  # the re-ranking rows re-rank these
 
-    def normed(x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=1) if cfg.feat_norm else x
+    def reranked(k1: int, k2: int, lambda_value: float) -> RankResult:
+        return evaluate_reranked(*hem_test, nq, k1, k2, lambda_value, cfg.feat_norm, cfg.max_rank)
 
-    q, g = normed(test_feats[:nq]), normed(test_feats[nq:])
-    labels = (test_pids[:nq], test_pids[nq:], test_camids[:nq], test_camids[nq:])
     default = (cfg.rerank_k1, cfg.rerank_k2, cfg.rerank_lambda)
-    reranked = evaluate_rank(re_ranking(q, g, *default), *labels, max_rank=cfg.max_rank)
-
     val_loader, vq = make_validation_loader(cfg_hem, dataset)
     v_feats, v_pids, v_camids = features(hem, val_loader, False)
-    v_feats = normed(v_feats)
+    if cfg.feat_norm:
+        v_feats = F.normalize(v_feats, dim=1)
     search = search_reranking(v_feats[:vq], v_feats[vq:], v_pids[:vq], v_pids[vq:], v_camids[:vq], v_camids[vq:],
                               grid=grid, progress=progress)
     best = (search.best["k1"], search.best["k2"], search.best["lambda"])
-    searched = evaluate_rank(re_ranking(q, g, *best), *labels, max_rank=cfg.max_rank)
 
-    ours = [results["B1", False], results["B1", True], results["HEM", False], results["HEM", True], reranked, searched]
+    ours = [results["B1", False], results["B1", True], results["HEM", False], results["HEM", True],
+            reranked(*default), reranked(*best)]
     notes = ["", "", "", "", "k1={}, k2={}, λ={}".format(*default), "k1={}, k2={}, λ={}".format(*best)]
     rows = [ResultRow(label, res, s_map, s_r1, note)
             for (label, s_map, s_r1), res, note in zip(SEED_ROWS, ours, notes)]

@@ -106,3 +106,20 @@ def test_seed_grid_keeps_k2_below_0_7_k1():
     grid = reranking_grid()
     assert all(k2 <= 0.7 * k1 for k1, k2, _ in grid)
     assert {lam for _, _, lam in grid} == set(SEED_LAMBDAS) and (20, 6, 0.3) in grid and (60, 30, 0.4) in grid
+
+
+def test_evaluate_reranked_normalises_then_reranks_the_query_and_gallery_rows():
+    from reid.reranking import evaluate_reranked
+
+    torch.manual_seed(0)
+    order = np.argsort(np.tile(np.arange(4), 10) > 0, kind="stable")  # camera 0 (the 10 queries) first
+    pids, camids = np.repeat(np.arange(10), 4)[order], np.tile(np.arange(4), 10)[order]
+    feats = (torch.randn(10, 8).repeat_interleave(4, 0) + 0.8 * torch.randn(40, 8))[order]
+    labels = (pids[:10], pids[10:], camids[:10], camids[10:])
+    for feat_norm in (True, False):
+        x = torch.nn.functional.normalize(feats, dim=1) if feat_norm else feats
+        expected = evaluate_rank(re_ranking(x[:10], x[10:], 5, 2, 0.3), *labels, max_rank=10)
+        got = evaluate_reranked(feats, pids, camids, 10, 5, 2, 0.3, feat_norm=feat_norm, max_rank=10)
+        assert got.mAP == pytest.approx(expected.mAP) and np.allclose(got.cmc, expected.cmc)
+    assert evaluate_reranked(feats, pids, camids, 10, 5, 2, 0.3).mAP != pytest.approx(
+        evaluate_reranked(feats, pids, camids, 10, 5, 2, 0.3, feat_norm=False).mAP)
