@@ -1,5 +1,7 @@
 import hashlib
 import os
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -83,6 +85,30 @@ def test_deterministic_bytes_and_independent_of_workers(tmp_path: Path):
     assert _digest(a) == _digest(b)
     c = make_synthetic_market(tmp_path / "c", "tiny", seed=6, workers=1, verbose=False)
     assert _digest(c) != _digest(a)
+
+
+def numpy_simd_targets() -> list[str]:
+    """The SIMD targets NumPy dispatches to on this CPU beyond its baseline (AVX2, AVX-512, ...)."""
+    try:
+        from numpy._core import _multiarray_umath as umath
+    except ImportError:  # NumPy 1.x
+        from numpy.core import _multiarray_umath as umath
+    return [name for name in umath.__cpu_dispatch__ if umath.__cpu_features__.get(name)]
+
+
+def test_same_bytes_without_numpys_simd_kernels(tiny_root: Path, tmp_path: Path):
+    """Another CPU (here: this one with NumPy's AVX2/AVX-512 kernels switched off) writes the same bytes."""
+    targets = numpy_simd_targets()
+    if not targets:
+        pytest.skip("NumPy dispatches to no SIMD target on this CPU: nothing to switch off")
+    script = ("import sys; sys.path.insert(0, sys.argv[2]); from test_synthetic import _digest; "
+              "from reid.data import make_synthetic_market; "
+              "print(_digest(make_synthetic_market(sys.argv[1], 'tiny', seed=0, workers=1, verbose=False)))")
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(targets)}
+    out = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", script, str(tmp_path),
+                          str(Path(__file__).parent)], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == _digest(tiny_root), f"with {' '.join(targets)} switched off the bytes differ"
 
 
 def test_cache_is_reused_and_keyed_by_parameters(tmp_path: Path):

@@ -405,6 +405,17 @@ def _occluder(d: ImageDraw.ImageDraw, rng: np.random.Generator, seed: int) -> No
 _CHANNEL = np.arange(3)[None, None, :]
 
 
+def _portable(x: np.ndarray) -> np.ndarray:
+    """`x` rounded to a multiple of 2**-12, as float32: the same on every CPU.
+
+    Two CPUs whose results differ in the last bits of a float64 round differently only when
+    `x` lies within those bits of a midpoint between grid points: for values up to 255, a
+    chance of about 2**-30 per value, where a plain cast to float32 would differ about once
+    in 2**28 values, and the pixels computed from it about once in 2**16.
+    """
+    return (np.round(x * 4096.0) / 4096.0).astype(np.float32)
+
+
 def _finish(img: Image.Image, cam: dict, rng: np.random.Generator) -> Image.Image:
     """Camera nuisance on the final 128 x 64 image: light, colour cast, blur, noise."""
     img = img.reduce(_SS)
@@ -412,11 +423,13 @@ def _finish(img: Image.Image, cam: dict, rng: np.random.Generator) -> Image.Imag
         img = img.filter(ImageFilter.GaussianBlur(cam["blur"] * rng.uniform(0.7, 1.3)))
     # (x * gain * cast * ramp) ** gamma == (x * gain * cast) ** gamma * ramp ** gamma: a lookup table
     # per channel for the first factor, one multiply per row for the second.
+    # Powers are taken in float64 and rounded to a coarse grid (`_portable`): NumPy's SIMD power
+    # kernels differ between CPUs (AVX-512, AVX2, SSE) in the last bits, which would flip pixels.
     gain = cam["gain"] * rng.uniform(0.88, 1.12) * cam["cast"]  # (3,)
-    levels = np.arange(256, dtype=np.float32)[None, :] / 255.0
-    lut = (np.clip(levels * gain[:, None], 0, 1) ** cam["gamma"] * 255.0).astype(np.float32)  # (3, 256)
+    levels = np.arange(256, dtype=np.float64)[None, :] / 255.0
+    lut = _portable(np.clip(levels * gain[:, None], 0, 1) ** cam["gamma"] * 255.0)  # (3, 256)
     a = lut[_CHANNEL, np.asarray(img)]  # (128, 64, 3) float32
-    ramp = np.linspace(1.08, 0.92, HEIGHT, dtype=np.float32) ** (rng.uniform(-1, 1) * cam["gamma"])  # light from above
+    ramp = _portable(np.linspace(1.08, 0.92, HEIGHT) ** (rng.uniform(-1, 1) * cam["gamma"]))  # light from above
     a *= ramp[:, None, None]
     a += rng.standard_normal(a.shape, dtype=np.float32) * np.float32(cam["noise"])
     return Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8))
