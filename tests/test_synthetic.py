@@ -97,14 +97,14 @@ def numpy_simd_targets() -> list[str]:
 
 
 def test_same_bytes_without_numpys_simd_kernels(tiny_root: Path, tmp_path: Path):
-    """Another CPU (here: this one with NumPy's AVX2/AVX-512 kernels switched off) writes the same bytes."""
+    """Another CPU (here: this one with the SIMD kernels of NumPy and libjpeg-turbo switched off) writes the same bytes."""
     targets = numpy_simd_targets()
     if not targets:
         pytest.skip("NumPy dispatches to no SIMD target on this CPU: nothing to switch off")
     script = ("import sys; sys.path.insert(0, sys.argv[2]); from test_synthetic import _digest; "
               "from reid.data import make_synthetic_market; "
               "print(_digest(make_synthetic_market(sys.argv[1], 'tiny', seed=0, workers=1, verbose=False)))")
-    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(targets)}
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(targets), "JSIMD_FORCENONE": "1"}
     out = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", script, str(tmp_path),
                           str(Path(__file__).parent)], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
