@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: book test clean
+.PHONY: book test portable clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ book: $(VENV)/.installed
 # notebook re-executed and compared with its stored outputs.
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest --nbval
+
+# The tests and every chapter again under perturbed floating point (one thread; another CPU's
+# kernels), with fresh data and runs: do the stored outputs hold on other machines? ~25 min.
+portable: $(VENV)/.installed
+	$(BIN)/python scripts/portability.py
 
 clean:
 	rm -rf _build $(VENV)

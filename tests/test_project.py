@@ -58,3 +58,15 @@ def test_the_readme_shows_the_table_chapter_8_computed():
               for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
     assert len(tables) == 1 and tables[0].count("\n") == 7, "chapter 8 should show one 6-row table"
     assert tables[0] in (ROOT / "README.md").read_text(), "README.md's results table differs from chapter 8's output"
+
+
+def test_no_test_markers_in_what_readers_see():
+    """nbval reads the `nbval-ignore-output` cell tag, which the rendered book hides; a marker comment would show."""
+    import json
+
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(nb.read_text())["cells"]):
+            source = "".join(cell["source"])
+            assert "NBVAL_" not in source, f"{nb.name}, cell {i}: use the nbval-ignore-output tag, not a comment"
+            tags = cell.get("metadata", {}).get("tags", [])
+            assert cell["cell_type"] == "code" or not tags, f"{nb.name}, cell {i}: a tag on a {cell['cell_type']} cell"

@@ -1,4 +1,5 @@
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -88,12 +89,11 @@ def test_deterministic_bytes_and_independent_of_workers(tmp_path: Path):
 
 
 def numpy_simd_targets() -> list[str]:
-    """The SIMD targets NumPy dispatches to on this CPU beyond its baseline (AVX2, AVX-512, ...)."""
-    try:
-        from numpy._core import _multiarray_umath as umath
-    except ImportError:  # NumPy 1.x
-        from numpy.core import _multiarray_umath as umath
-    return [name for name in umath.__cpu_dispatch__ if umath.__cpu_features__.get(name)]
+    """The portability script's list of NumPy SIMD targets on this CPU (AVX2, AVX-512, ...)."""
+    spec = importlib.util.spec_from_file_location("portability", Path(__file__).parents[1] / "scripts" / "portability.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.numpy_simd_targets()
 
 
 def test_same_bytes_without_numpys_simd_kernels(tiny_root: Path, tmp_path: Path):
