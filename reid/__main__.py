@@ -22,7 +22,8 @@ from pathlib import Path
 
 from .config import Config
 
-PRESETS = {"default": Config, "smoke": Config.smoke, "market1501": Config.market1501}
+PRESETS = {"default": Config, "smoke": Config.smoke, "market1501": Config.market1501,
+           "tiny_baseline": Config.tiny_baseline}
 
 
 def _field_help() -> dict[str, str]:
@@ -87,7 +88,7 @@ def test_rows(cfg: Config, model, test_loader, num_query: int, device) -> list[t
 
     rows = []
     for flip in (False, True):
-        feats, pids, camids = extract_features(model, test_loader, device, flip, cfg.amp, cfg.channels_last,
+        feats, pids, camids = extract_features(model, test_loader, device, flip, cfg.eval_amp, cfg.channels_last,
                                                progress=True)
         name = f"{cfg.distance}{' + flip' if flip else ''}"
         rows.append((name, evaluate_features(feats, pids, camids, num_query, cfg.distance, cfg.feat_norm,

@@ -1,7 +1,7 @@
 """The training loop: one plain loop, fast on a GPU, exact on a CPU, and safe to interrupt.
 
 `train(cfg)` builds the loaders, the model, the loss, the optimizers and the schedule from
-`cfg`, then for each epoch: trains over the PK batches, steps the schedule, evaluates
+`cfg`, then for each epoch: steps the schedule, trains over the PK batches, evaluates
 every `eval_period` epochs, and saves a checkpoint every `checkpoint_period` epochs.
 Everything lands in `cfg.run_dir` (`runs/<name>/`):
 
@@ -40,7 +40,7 @@ from .data.market1501 import Market1501
 from .evaluation import RankResult, autocast_dtype, evaluate_model
 from .losses import BaselineLoss, make_loss, rescale_center_grads
 from .model import Baseline
-from .solver import make_optimizers, make_scheduler
+from .solver import make_optimizers, make_scheduler, step_schedule
 from .utils import get_device, seed_everything
 
 CHECKPOINT, FINAL_WEIGHTS, HISTORY, CONFIG = "checkpoint.pth", "model.pth", "history.json", "config.json"
@@ -245,10 +245,11 @@ def train(cfg: Config, resume: bool = False, dataset: Market1501 | None = None, 
     try:
         for epoch in range(start_epoch, cfg.max_epochs + 1):
             sampler.set_epoch(epoch - 1)  # the batches of epoch e depend on (seed, e) only
+            step_schedule(scheduler)  # first thing in the epoch, as the tiny baseline does: epoch e trains at lr(e)
+            lr = optimizer.param_groups[0]["lr"]
             record = train_one_epoch(cfg, epoch, train_model, loss_fn, train_loader, optimizer, center_optimizer,
                                      scaler, device, amp_dtype, ddp, ckpt_path, progress)
-            record["lr"] = optimizer.param_groups[0]["lr"]
-            scheduler.step()
+            record["lr"] = lr  # the rate this epoch trained at
             if ddp.is_main and (epoch % cfg.eval_period == 0 or epoch == cfg.max_epochs):
                 final = evaluate_model(model, test_loader, num_query, cfg, device)
                 record.update(mAP=final.mAP, rank1=float(final.cmc[0]), mINP=final.mINP)

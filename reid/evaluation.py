@@ -144,11 +144,13 @@ def autocast_dtype(device: torch.device, amp: bool = True) -> torch.dtype | None
 
 @torch.inference_mode()
 def extract_features(model: nn.Module, loader, device: torch.device | str = "cpu", flip: bool = False,
-                     amp: bool = True, channels_last: bool = True, progress: bool = False):
+                     amp: bool = False, channels_last: bool = True, progress: bool = False):
     """Features of every image of `loader` in order: (feats (N, d) float32 on the CPU, pids, camids).
 
-    `flip=True` adds the feature of the mirrored image to the image's own (the seed's flipped
-    features): a person seen from the left and from the right gets one description.
+    `flip=True` adds the feature of the mirrored image to the image's own (flipped features,
+    as person-reid-tiny-baseline computes them): a person seen from the left and from the
+    right gets one description. `amp=True` runs the network in bfloat16 or float16 on CUDA
+    (`cfg.eval_amp`); the default is float32, as the published recipes extract features.
     """
     device = torch.device(device)
     dtype = autocast_dtype(device, amp)
@@ -214,5 +216,5 @@ def evaluate_model(model: nn.Module, test_loader, num_query: int, cfg, device: t
                    flip: bool | None = None, progress: bool = False) -> RankResult:
     """CMC/mAP/mINP of `model` on the query + gallery of `test_loader`, with the test settings of `cfg`."""
     feats, pids, camids = extract_features(model, test_loader, device, cfg.flip_feats if flip is None else flip,
-                                           cfg.amp, cfg.channels_last, progress)
+                                           cfg.eval_amp, cfg.channels_last, progress)
     return evaluate_features(feats, pids, camids, num_query, cfg.distance, cfg.feat_norm, cfg.max_rank)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from .config import Config
+from .config import STEMS, Config
 
 FEATURE_DIMS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
 WEIGHTS = {
@@ -35,6 +35,22 @@ def set_last_stride(resnet: torchvision.models.ResNet, stride: int) -> None:
     conv.stride = (stride, stride)
     if block.downsample is not None:
         block.downsample[0].stride = (stride, stride)
+
+
+def stem_layers(resnet: torchvision.models.ResNet, stem: str) -> list[nn.Module]:
+    """The first block of `resnet`: conv1, bn1, then a ReLU or nothing, then a max-pool.
+
+    "torchvision" is torchvision's (and ImageNet training's) stem: ReLU, 3x3 max-pool of
+    stride 2. "bot" drops the ReLU, as the paper's official code does (a line commented "add
+    missed relu" there); "tiny_baseline" also drops it and pools 2x2 with stride 2, as
+    person-reid-tiny-baseline does. Without the ReLU the max-pool sees negative values: an
+    ImageNet network was trained on non-negative ones there. All three halve the map.
+    """
+    if stem not in STEMS:
+        raise ValueError(f"stem={stem!r} is unknown; choose one of {', '.join(map(repr, STEMS))}")
+    relu = resnet.relu if stem == "torchvision" else nn.Identity()  # no parameters: the keys stay base.0 ... base.7
+    pool = nn.MaxPool2d(kernel_size=2, stride=2) if stem == "tiny_baseline" else resnet.maxpool
+    return [resnet.conv1, resnet.bn1, relu, pool]
 
 
 def load_pretrained(resnet: nn.Module, name: str, pretrained: str) -> None:
@@ -109,7 +125,7 @@ class Baseline(nn.Module):
 
     def __init__(self, num_classes: int, backbone: str = "resnet50", last_stride: int = 1, pretrained: str = "imagenet",
                  neck: str = "bnneck", neck_feat: str = "after", cos_layer: bool = False,
-                 arcface_scale: float = 30.0, arcface_margin: float = 0.5):
+                 arcface_scale: float = 30.0, arcface_margin: float = 0.5, stem: str = "bot"):
         super().__init__()
         if backbone not in FEATURE_DIMS:
             raise ValueError(f"backbone={backbone!r} is unknown; choose one of {', '.join(FEATURE_DIMS)}")
@@ -118,8 +134,7 @@ class Baseline(nn.Module):
         resnet = getattr(torchvision.models, backbone)(weights=None)
         set_last_stride(resnet, last_stride)
         load_pretrained(resnet, backbone, pretrained)
-        self.base = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool,
-                                  resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4)
+        self.base = nn.Sequential(*stem_layers(resnet, stem), resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4)
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.in_planes = FEATURE_DIMS[backbone]
         self.num_classes = num_classes
@@ -138,7 +153,7 @@ class Baseline(nn.Module):
     @classmethod
     def from_config(cls, cfg: Config, num_classes: int) -> "Baseline":
         return cls(num_classes, cfg.backbone, cfg.last_stride, cfg.pretrained, cfg.neck, cfg.neck_feat,
-                   cfg.cos_layer, cfg.arcface_scale, cfg.arcface_margin)
+                   cfg.cos_layer, cfg.arcface_scale, cfg.arcface_margin, cfg.stem)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None):
         feat = self.gap(self.base(x)).flatten(1)  # (N, in_planes): for triplet and center losses

@@ -3,7 +3,7 @@
 Re-ranking replaces the distance between a query and a gallery image by a mix of the
 original distance and the Jaccard distance between their *k-reciprocal neighbourhoods*:
 two images are close when they share many mutual nearest neighbours. The steps, with the
-conventions of the classic public implementation (which the seed uses):
+conventions of the classic public implementation (which person-reid-tiny-baseline uses):
 
 1. squared Euclidean distances between all N = queries + gallery images, each row divided
    by its maximum ("column-max scaling" of the classic code, whose matrix is symmetric);
@@ -237,19 +237,24 @@ def evaluate_reranked(feats: torch.Tensor, pids, camids, num_query: int, k1: int
 # --------------------------------------------------------------------------------------
 # Parameter search
 # --------------------------------------------------------------------------------------
-SEED_K1 = (*range(2, 10), *range(10, 20, 2), 20, 30, 40, 60)  # the seed's grid
-SEED_K2 = (*range(2, 10), *range(10, 20, 2), 20, 30)
-SEED_LAMBDAS = (0.1, 0.2, 0.3, 0.4)
+# (k1, k2, lambda) settings with a name: Zhong et al.'s, which the paper's code uses, and the one
+# person-reid-tiny-baseline's code runs (utils/metrics.py, with the paper's commented out above it).
+PAPER_SETTING = (20, 6, 0.3)
+TINY_BASELINE_SETTING = (30, 10, 0.2)
+# person-reid-tiny-baseline's search grid (tools/search_reranking_params.py)
+GRID_K1 = (*range(2, 10), *range(10, 20, 2), 20, 30, 40, 60)
+GRID_K2 = (*range(2, 10), *range(10, 20, 2), 20, 30)
+GRID_LAMBDAS = (0.1, 0.2, 0.3, 0.4)
 
 
-def reranking_grid(k1_values=SEED_K1, k2_values=SEED_K2, lambdas=SEED_LAMBDAS) -> list[tuple[int, int, float]]:
-    """The (k1, k2, lambda) points of the seed's search: every k2 <= 0.7 k1."""
+def reranking_grid(k1_values=GRID_K1, k2_values=GRID_K2, lambdas=GRID_LAMBDAS) -> list[tuple[int, int, float]]:
+    """The (k1, k2, lambda) points of person-reid-tiny-baseline's search, in its order: every k2 <= 0.7 k1."""
     return [(k1, k2, lam) for k1 in k1_values for k2 in k2_values if k2 <= 0.7 * k1 for lam in lambdas]
 
 
 @dataclass
 class SearchResult:
-    """Every grid point's scores, and the best by the seed's criterion (mAP + Rank-1)."""
+    """Every grid point's scores, and the best by the criterion of person-reid-tiny-baseline's search (mAP + Rank-1)."""
 
     rows: list[dict]  # one per grid point: k1, k2, lambda, mAP, rank1, mINP
     best: dict
@@ -265,7 +270,7 @@ class SearchResult:
 @torch.no_grad()
 def search_reranking(q_feats: torch.Tensor, g_feats: torch.Tensor, q_pids, g_pids, q_camids, g_camids,
                      grid: list[tuple[int, int, float]] | None = None, progress: bool = False) -> SearchResult:
-    """Score every (k1, k2, lambda) of `grid` (default: the seed's) and return all scores and the best.
+    """Score every (k1, k2, lambda) of `grid` (default: person-reid-tiny-baseline's) and return all scores and the best.
 
     Run it on a validation split (`reid.data.carve_validation`), never on the test set. The
     expensive parts are shared: one neighbour pass for the largest k1, the expanded sets and

@@ -1,21 +1,25 @@
 """Optimizers and the learning-rate schedule of the baseline.
 
 The network's weights use Adam (lr 3.5e-4, weight decay 5e-4); the center-loss centers have
-their own plain SGD (lr 0.5). The learning rate follows the seed's "warmup multistep"
-schedule, one value per epoch::
+their own plain SGD (lr 0.5). The learning rate follows the "warmup multistep" schedule of
+person-reid-tiny-baseline and the paper's code, one value per epoch::
 
-    lr(e) = base_lr * w(e) * gamma ** (number of steps <= e),   e = 0, 1, 2, ... (epochs done)
+    lr(e) = base_lr * w(e) * gamma ** (number of steps <= e)
     w(e)  = warmup_factor * (1 - e / warmup_epochs) + e / warmup_epochs   while e < warmup_epochs, else 1
 
-so the first epoch trains at 0.01 x base_lr, the rate climbs linearly to base_lr by epoch
-11, and drops 10x after 40 and again after 70 epochs done (Luo et al. 2019, Sec. 4.1).
-We build it from torch's own schedulers: `LinearLR` (or `ConstantLR`) times `MultiStepLR`,
-chained, and step it once at the end of each epoch, as the seed does.
+Both projects call the scheduler's ``step()`` first thing in every epoch, so epoch e
+(1, 2, ...) trains at lr(e): epoch 1 at 3.5e-4 x (0.01 x 0.9 + 0.1) = 3.815e-5, epochs 10
+to 39 at 3.5e-4, and the rate drops 10x at epochs 40 and 70 (and 130 in the tiny
+baseline's 200 epochs). We build it from torch's own schedulers, `LinearLR` (or
+`ConstantLR`) times `MultiStepLR`, chained, and step it at the start of each epoch too.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
+
+import re
+import warnings
 
 import torch
 from torch import nn
@@ -61,7 +65,7 @@ def make_optimizers(cfg: Config, model: nn.Module, loss: BaselineLoss | None = N
 
 
 def make_scheduler(cfg: Config, optimizer: torch.optim.Optimizer) -> LRScheduler:
-    """The warmup multistep schedule from torch's schedulers; call `.step()` after each epoch."""
+    """The warmup multistep schedule from torch's schedulers; call `step_schedule` at the start of each epoch."""
     decay = MultiStepLR(optimizer, milestones=list(cfg.steps), gamma=cfg.gamma)
     if cfg.warmup_epochs == 0:
         return ChainedScheduler([decay], optimizer=optimizer)
@@ -72,16 +76,27 @@ def make_scheduler(cfg: Config, optimizer: torch.optim.Optimizer) -> LRScheduler
     return ChainedScheduler([warmup, decay], optimizer=optimizer)
 
 
-def seed_lr(cfg: Config, epochs_done: int) -> float:
-    """The seed's closed form (its WarmupMultiStepLR.get_lr) after `epochs_done` epochs: the reference."""
+def step_schedule(scheduler: LRScheduler) -> None:
+    """Advance the schedule by one epoch; called first thing in each epoch, as the tiny baseline does.
+
+    torch warns when a schedule steps before the optimizer has: usually a bug, here the
+    order the recipe uses (epoch 1 trains at lr(1), not lr(0)).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
+        scheduler.step()
+
+
+def warmup_multistep_lr(cfg: Config, epoch: int) -> float:
+    """lr(e) in closed form, as WarmupMultiStepLR.get_lr of the tiny baseline writes it: epoch `epoch` trains at it."""
     factor = 1.0
-    if epochs_done < cfg.warmup_epochs:
+    if epoch < cfg.warmup_epochs:
         if cfg.warmup_method == "constant":
             factor = cfg.warmup_factor
         else:
-            alpha = epochs_done / cfg.warmup_epochs
+            alpha = epoch / cfg.warmup_epochs
             factor = cfg.warmup_factor * (1 - alpha) + alpha
-    return cfg.base_lr * factor * cfg.gamma ** bisect_right(list(cfg.steps), epochs_done)
+    return cfg.base_lr * factor * cfg.gamma ** bisect_right(list(cfg.steps), epoch)
 
 
 def lr_per_epoch(cfg: Config) -> list[float]:
@@ -90,7 +105,7 @@ def lr_per_epoch(cfg: Config) -> list[float]:
     scheduler = make_scheduler(cfg, optimizer)
     rates = []
     for _ in range(cfg.max_epochs):
+        step_schedule(scheduler)
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
-        scheduler.step()
     return rates

@@ -1,5 +1,6 @@
 """The training loop: resume, atomic checkpoints, NaN, the CLI, two processes."""
 
+import copy
 import json
 import os
 import signal
@@ -12,9 +13,14 @@ import pytest
 import torch
 
 from reid import Config
+from reid.data import load_dataset, make_dataloaders
 from reid.engine import (CHECKPOINT, FINAL_WEIGHTS, HISTORY, load_checkpoint, load_history, load_model,
-                         save_checkpoint, train)
-from reid.losses import BaselineLoss
+                         save_checkpoint, train, train_one_epoch)
+from reid.losses import BaselineLoss, make_loss
+from reid.model import Baseline
+from reid.solver import make_optimizers
+
+import tiny_baseline_reference
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,7 +64,8 @@ def test_train_writes_history_checkpoint_and_weights(tiny_data):
     assert [h["epoch"] for h in history] == [1, 2, 3] == [h["epoch"] for h in result.history]
     assert {"loss_id", "loss_triplet", "loss_center", "accuracy", "lr", "images_per_s"} <= set(history[0])
     assert "mAP" in history[2] and "mAP" not in history[0]  # evaluated every eval_period epochs
-    assert [h["lr"] for h in history] == pytest.approx([3.5e-6, 3.5e-4, 3.5e-5])
+    # the rate each epoch trained at: the tiny baseline's schedule, stepped first in each epoch as its loop does
+    assert [h["lr"] for h in history] == pytest.approx(tiny_baseline_reference.training_lrs_for(cfg), rel=1e-12)
     model, saved = load_model(run)
     assert saved.name == "tiny" and saved.input_size == (64, 32)
     for a, b in zip(model.state_dict().values(), result.model.state_dict().values()):
@@ -180,3 +187,26 @@ def test_one_sampler_epoch_per_training_epoch_with_workers(tiny_data):
     cfg = tiny(tiny_data, num_workers=2, max_epochs=2, warmup_epochs=0, eval_period=5, name="workers")
     train(cfg, progress=True)
     assert load_checkpoint(cfg.run_dir / CHECKPOINT)["sampler"]["epoch"] == 2
+
+
+def test_a_training_step_moves_the_centers_by_the_unweighted_center_loss_gradient(tiny_data):
+    """The centers' SGD step sees the gradient of L_C itself: the weight beta is divided back out
+    (the tiny baseline's `param.grad *= 1 / CENTER_LOSS_WEIGHT`), so they move by -center_lr x dL_C/dc."""
+    cfg = tiny(tiny_data, channels_last=False)
+    dataset = load_dataset(cfg, verbose=False)
+    loader, _, _, num_classes = make_dataloaders(cfg, dataset)
+    images, pids, camids, paths = next(iter(loader))
+    model = Baseline.from_config(cfg, num_classes)
+    loss_fn = make_loss(cfg, num_classes, model.in_planes)
+    optimizer, center_optimizer = make_optimizers(cfg, model, loss_fn)
+
+    centers = loss_fn.center.centers.detach().clone().requires_grad_()
+    _, feat = copy.deepcopy(model).train()(images, pids)  # the features the step will see
+    by_hand = (feat.detach() - centers[pids]).pow(2).sum(1).mean()  # L_C, unweighted
+    expected = centers.detach() - cfg.center_lr * torch.autograd.grad(by_hand, centers)[0]
+
+    train_one_epoch(cfg, 1, model, loss_fn, [(images, pids, camids, paths)], optimizer, center_optimizer,
+                    torch.amp.GradScaler("cpu", enabled=False), torch.device("cpu"), None, progress=False)
+    moved = (expected - centers.detach()).abs().max()
+    assert moved > 1e-3  # a visible step, that beta = 5e-4 would have shrunk 2000-fold
+    assert torch.allclose(loss_fn.center.centers.detach(), expected, rtol=1e-5, atol=1e-6)

@@ -229,3 +229,27 @@ def test_feature_extraction_leaves_no_loader_workers_running(tiny_root, monkeypa
     feats, _, _ = evaluation.extract_features(model, loader, "cpu", progress=True)
     assert len(feats) == len(loader.dataset) and kept
     assert mp.active_children() == []
+
+
+def test_ties_rank_the_true_match_first():
+    """The documented tie rule: a true match ties ahead of an impostor at the same distance (a sort that
+    breaks ties by gallery position, as person-reid-tiny-baseline's np.argsort may, can order them either way)."""
+    dist = np.array([[0.5, 0.5, 0.7, 0.9, 0.5]])
+    g_pids, g_cams = np.array([2, 1, 3, 1, 1]), np.array([1, 1, 1, 1, 0])  # the last: same camera, removed
+    res = evaluate_rank(dist, [1], g_pids, [0], g_cams, max_rank=4)
+    # kept order: match (0.5), impostor (0.5), impostor (0.7), match (0.9) -> ranks 1 and 4
+    assert res.cmc.tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert res.mAP == pytest.approx((1 / 1 + 2 / 4) / 2) and res.mINP == pytest.approx(2 / 4)
+    # the tie decides Rank-1: the impostor a hair closer takes it, a hair farther leaves it to the match
+    nudge = np.array([[1e-6, 0, 0, 0, 0]])
+    assert evaluate_rank(dist - nudge, [1], g_pids, [0], g_cams, max_rank=4).cmc[0] == 0.0
+    assert evaluate_rank(dist + nudge, [1], g_pids, [0], g_cams, max_rank=4).mAP == pytest.approx(res.mAP)
+
+
+def test_minp_can_exceed_map():
+    """Two true matches at ranks 50 and 51: AP = (1/50 + 2/51) / 2 = 0.030, INP = 2/51 = 0.039."""
+    g_pids = np.array([1] * 2 + [2] * 49)
+    dist = np.concatenate([[50.0, 51.0], np.arange(1, 50, dtype=np.float64)])[None, :]  # impostors at 1..49
+    res = evaluate_rank(dist, [1], g_pids, [0], np.ones(51, dtype=int))
+    assert res.mAP == pytest.approx((1 / 50 + 2 / 51) / 2) and res.mINP == pytest.approx(2 / 51)
+    assert res.mINP > res.mAP

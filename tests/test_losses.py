@@ -106,14 +106,35 @@ def test_unknown_loss_name():
         make_loss(cfg, 3, 4)
 
 
-def test_make_loss_combinations():
-    feat, labels = pk_batch(2, 2, 4)
-    logits = torch.randn(4, 2)
+def test_make_loss_weighs_each_part_by_its_setting():
+    """Each part, computed by hand here, enters the total with its own weight from the config."""
+    feat, labels = pk_batch(2, 2, 4)  # a PK batch: 2 identities x 2 images, 4-d features
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.0], [-1.0, 1.5], [0.0, 0.3]])
+    w_id, w_tri, beta, eps, margin = 2.0, 3.0, 0.01, 0.1, 0.3
+    cfg = Config.smoke(id_loss_weight=w_id, triplet_loss_weight=w_tri, center_loss_weight=beta, label_smoothing=eps,
+                       margin=margin)
+    loss_fn = make_loss(cfg, 2, 4)
+    with torch.no_grad():
+        loss_fn.center.centers.copy_(torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.5, 0.0]]))
+
+    q = torch.full((4, 2), eps / 2)
+    q[torch.arange(4), labels] += 1 - eps
+    by_hand_id = -(q * logits.log_softmax(1)).sum(1).mean()
+    d = torch.cdist(feat.double(), feat.double())
+    same = labels[:, None] == labels[None, :]
+    by_hand_tri = sum(max(0.0, d[i][same[i]].max().item() - d[i][~same[i]].min().item() + margin)
+                      for i in range(4)) / 4
+    by_hand_center = (feat - loss_fn.center.centers.detach()[labels]).pow(2).sum(1).mean()
+
+    total, parts = loss_fn(logits, feat, labels)
+    assert parts["id"].item() == pytest.approx(w_id * by_hand_id.item(), rel=1e-5)
+    assert parts["triplet"].item() == pytest.approx(w_tri * by_hand_tri, rel=1e-4)
+    assert parts["center"].item() == pytest.approx(beta * by_hand_center.item(), rel=1e-5)
+    assert total.item() == pytest.approx(w_id * by_hand_id.item() + w_tri * by_hand_tri
+                                         + beta * by_hand_center.item(), rel=1e-4)
     for name, expected in [("softmax", {"id"}), ("triplet+softmax", {"id", "triplet"}),
-                           ("softmax+center", {"id", "center"}), ("triplet+softmax+center", {"id", "triplet", "center"})]:
-        total, parts = make_loss(Config.smoke(loss_type=name), 2, 4)(logits, feat, labels)
-        assert set(parts) == expected
-        assert total.item() == pytest.approx(sum(v.item() for v in parts.values()), rel=1e-6)
+                           ("softmax+center", {"id", "center"})]:
+        assert set(make_loss(Config.smoke(loss_type=name), 2, 4)(logits, feat, labels)[1]) == expected
 
 
 def test_center_loss_value_and_gradient_rescaling():

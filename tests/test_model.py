@@ -31,6 +31,27 @@ def test_last_stride_one_keeps_a_16_by_8_map_at_256_by_128():
     assert s2.shape == (1, 2048, 8, 4)
 
 
+@pytest.mark.parametrize("stem, relu, kernel", [("tiny_baseline", False, 2), ("bot", False, 3), ("torchvision", True, 3)])
+def test_the_stems_by_what_they_do(stem, relu, kernel):
+    """Without the ReLU the max-pool sees negative values; the tiny baseline's pools 2x2 windows, stride 2."""
+    torch.manual_seed(0)
+    model = Baseline(5, "resnet18", pretrained="none", stem=stem).eval()
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        into_pool = model.base[:3](x)  # conv1, bn1, then the ReLU or nothing
+        pooled = model.base[3](into_pool)
+    assert bool((into_pool < 0).any()) is not relu
+    assert pooled.shape[-2:] == (16, 8)  # every stem halves the 32x16 map
+    # max over windows of `kernel` rows and columns, stride 2; the 3x3 windows are centred on the even
+    # positions (padding 1, which a max-pool pads with -inf), the 2x2 ones start there (no padding)
+    padded = into_pool if kernel == 2 else torch.nn.functional.pad(into_pool, (1, 1, 1, 1), value=float("-inf"))
+    assert torch.equal(pooled, padded.unfold(2, kernel, 2).unfold(3, kernel, 2).amax((-1, -2)))
+    assert [k for k in model.state_dict() if k.startswith("base.")][:3] == ["base.0.weight", "base.1.weight",
+                                                                          "base.1.bias"]
+    assert Config.smoke().stem == "tiny_baseline" and Baseline.from_config(Config.smoke(), 5).base[2].__class__ is \
+        torch.nn.Identity
+
+
 def test_bnneck_bias_is_frozen_and_classifier_has_no_bias():
     model = Baseline(7, "resnet18", pretrained="none")
     assert not model.bottleneck.bias.requires_grad

@@ -100,12 +100,13 @@ def test_search_finds_what_a_brute_force_loop_finds():
     assert "k1" in result.table(top=3) and result.baseline["mAP"] > 0
 
 
-def test_seed_grid_keeps_k2_below_0_7_k1():
-    from reid.reranking import SEED_LAMBDAS, reranking_grid
+def test_the_default_grid_is_the_tiny_baselines_search_in_its_order():
+    from reid.reranking import reranking_grid
 
-    grid = reranking_grid()
-    assert all(k2 <= 0.7 * k1 for k1, k2, _ in grid)
-    assert {lam for _, _, lam in grid} == set(SEED_LAMBDAS) and (20, 6, 0.3) in grid and (60, 30, 0.4) in grid
+    import tiny_baseline_reference as tiny
+
+    assert reranking_grid() == tiny.reranking_search_points()
+    assert len(reranking_grid()) == 452
 
 
 def test_evaluate_reranked_normalises_then_reranks_the_query_and_gallery_rows():

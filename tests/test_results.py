@@ -12,15 +12,26 @@ from reid.data import load_dataset, make_dataloaders
 from reid.engine import load_model
 from reid.evaluation import evaluate_features, evaluate_rank, extract_features
 from reid.reranking import re_ranking
-from reid.results import SEED_ROWS, hem_config, reproduce_table
+from reid.results import PUBLISHED_ROWS, SHIPPED_ROW, hem_config, reproduce_table, tuning_config
 from reid.visualize import show_results
 
 matplotlib.use("Agg")
 GRID = [(2, 1, 0.3), (3, 2, 0.1), (4, 2, 0.5)]
+# person-reid-tiny-baseline's README (v0.1.2), its "Results" section as published
+README_RESULTS = """
+|model|method|mAP|Rank1|
+|---- |----  |----|----|
+|resnet50|triplet loss + softmax + center loss (B1)| 85.8| 94.1 |
+|resnet50|B1 + flipped feature| 86.3| 93.9 |
+|resnet50|B1 + **Harder Example Mining**| 86.2| 94.4 |
+|resnet50|B1 + flipped feature + **Harder Example Mining**| 86.6| 94.6 |
+|resnet50|B1 + **Harder Example Mining** + reranking| 94.1| 95.6 |
+|resnet50|B1 + **Harder Example Mining** + searched reranking| 94.2| 95.8 |
+"""
 
 
 def tiny(tmp_path, **changes) -> Config:
-    base = dict(data_root=str(tmp_path / "data"), synthetic_preset="tiny", val_identities=6, input_size=(64, 32),
+    base = dict(data_root=str(tmp_path / "data"), synthetic_preset="tiny", input_size=(64, 32),
                 batch_size=16, max_epochs=2, warmup_epochs=1, steps=(1,), eval_period=2, checkpoint_period=2,
                 num_workers=0, output_dir=str(tmp_path / "runs"), name="b1", log_period=2)
     base.update(changes)
@@ -33,20 +44,39 @@ def table_and_cfg(tiny_root, tmp_path_factory):
     (tmp / "data").mkdir()
     (tmp / "data" / tiny_root.name).symlink_to(tiny_root)
     cfg = tiny(tmp)
-    return reproduce_table(cfg, grid=GRID, progress=False), cfg
+    return reproduce_table(cfg, grid=GRID, progress=False, tuning=tuning_config(cfg, identities=6)), cfg
 
 
-def test_six_rows_in_the_seeds_order_beside_its_numbers(table_and_cfg):
+def test_the_published_numbers_are_the_readmes():
+    published = [tuple(float(x) for x in line.split("|")[3:5]) for line in README_RESULTS.strip().splitlines()[2:]]
+    assert [(m, r) for _, m, r in PUBLISHED_ROWS] == published
+
+
+def test_seven_rows_in_the_published_order_beside_its_numbers(table_and_cfg):
     table, cfg = table_and_cfg
-    assert [(r.label, r.seed_mAP, r.seed_rank1) for r in table.rows] == list(SEED_ROWS)
-    assert table.runs == {"B1": str(cfg.run_dir), "HEM": str(hem_config(cfg).run_dir)}
+    expected = [label for label, _, _ in PUBLISHED_ROWS]
+    expected.insert(5, SHIPPED_ROW)
+    assert [r.label for r in table.rows] == expected
+    assert [(r.published_mAP, r.published_rank1) for r in table.rows] == [
+        (85.8, 94.1), (86.3, 93.9), (86.2, 94.4), (86.6, 94.6), (94.1, 95.6), (None, None), (94.2, 95.8)]
+    assert table.runs == {"B1": str(cfg.run_dir), "HEM": str(hem_config(cfg).run_dir),
+                          "tuning": str(tuning_config(cfg).run_dir)}
     assert hem_config(cfg).hard_factor == 0.2 and hem_config(cfg).name == "b1-hem"
+    assert tuning_config(cfg).name == "b1-hem-val" and tuning_config(cfg).val_identities == 30
     for r in table.rows:
-        assert 0 <= r.mINP <= r.mAP <= 100 and 0 <= r.rank1 <= 100
+        assert 0 <= r.mINP <= 100 and 0 <= r.mAP <= 100 and 0 <= r.rank1 <= 100
     lines = table.markdown().splitlines()
-    assert len(lines) == 2 + 6 and lines[2].startswith("| B1: triplet + softmax + center | ")
+    assert len(lines) == 2 + 7 and lines[2].startswith("| B1: triplet + softmax + center | ")
     assert f"| {table.rows[3].mAP:.1f} | {table.rows[3].rank1:.1f} | {table.rows[3].mINP:.1f} | 86.6 | 94.6 |" in lines[5]
-    assert table.to_dict()["rows"][5]["seed_mAP"] == 94.2
+    assert lines[7].endswith("| – | – |") and "k1=30, k2=10, λ=0.2" in lines[7]
+    assert table.to_dict()["rows"][6]["published_mAP"] == 94.2
+
+
+def test_the_table_and_the_tuning_model_train_as_the_recipe_says(table_and_cfg):
+    table, cfg = table_and_cfg
+    for run, hard_factor, held_out in (("B1", 0.0, 0), ("HEM", 0.2, 0), ("tuning", 0.2, 6)):
+        saved = load_model(table.runs[run])[1]
+        assert (saved.hard_factor, saved.val_identities) == (hard_factor, held_out), run
 
 
 def test_rows_equal_the_evaluation_functions_run_on_the_saved_models(table_and_cfg):
@@ -60,11 +90,11 @@ def test_rows_equal_the_evaluation_functions_run_on_the_saved_models(table_and_c
             expected = evaluate_features(feats, pids, camids, nq, cfg.distance, cfg.feat_norm)
             assert table.rows[row].result.mAP == pytest.approx(expected.mAP, abs=1e-6)
             assert torch.allclose(torch.as_tensor(table.rows[row].result.cmc), torch.as_tensor(expected.cmc))
-    assert load_model(table.runs["HEM"])[1].hard_factor == 0.2 and load_model(table.runs["B1"])[1].hard_factor == 0
     feats, pids, camids = extract_features(load_model(table.runs["HEM"])[0], loader, "cpu")
     feats = F.normalize(feats, dim=1)
     labels = (pids[:nq], pids[nq:], camids[:nq], camids[nq:])
-    for row, params in ((4, (20, 6, 0.3)), (5, tuple(table.searched[k] for k in ("k1", "k2", "lambda")))):
+    searched = tuple(table.searched[k] for k in ("k1", "k2", "lambda"))
+    for row, params in ((4, (20, 6, 0.3)), (5, (30, 10, 0.2)), (6, searched)):
         expected = evaluate_rank(re_ranking(feats[:nq], feats[nq:], *params), *labels)
         assert table.rows[row].result.mAP == pytest.approx(expected.mAP, abs=1e-6)
         assert table.rows[row].note == "k1={}, k2={}, λ={}".format(*params)
@@ -72,19 +102,19 @@ def test_rows_equal_the_evaluation_functions_run_on_the_saved_models(table_and_c
     assert table.searched["grid_points"] == len(GRID) and table.searched["validation_queries"] > 0
 
 
-def test_a_second_call_loads_both_models_instead_of_training(table_and_cfg):
+def test_a_second_call_loads_the_models_instead_of_training(table_and_cfg):
     table, cfg = table_and_cfg
-    again = reproduce_table(cfg, grid=GRID, progress=False)
+    again = reproduce_table(cfg, grid=GRID, progress=False, tuning=tuning_config(cfg, identities=6))
     assert [r.mAP for r in again.rows] == [r.mAP for r in table.rows]
 
 
-def test_the_figure_shows_five_gains_per_metric(table_and_cfg):
+def test_the_figure_shows_each_gain_and_its_published_twin(table_and_cfg):
     fig = show_results(table_and_cfg[0])
-    assert [len(ax.patches) for ax in fig.axes] == [10, 10]
+    assert [len(ax.patches) for ax in fig.axes] == [6 + 5, 6 + 5]  # the added row has no published bar
 
 
-def test_the_recipe_must_be_b1_with_a_validation_split(tmp_path):
+def test_the_recipe_must_be_b1_on_every_identity(tmp_path):
     with pytest.raises(ValueError, match="hard_factor=0"):
         reproduce_table(tiny(tmp_path, hard_factor=0.2))
-    with pytest.raises(ValueError, match="val_identities"):
-        reproduce_table(dataclasses.replace(tiny(tmp_path), val_identities=0))
+    with pytest.raises(ValueError, match="every training identity"):
+        reproduce_table(dataclasses.replace(tiny(tmp_path), val_identities=6))

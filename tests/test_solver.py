@@ -4,26 +4,30 @@ import torch
 from reid import Config
 from reid.losses import make_loss
 from reid.model import Baseline
-from reid.solver import lr_per_epoch, make_optimizers, make_scheduler, parameter_groups, seed_lr
+from reid.solver import lr_per_epoch, make_optimizers, make_scheduler, parameter_groups, warmup_multistep_lr
+
+import tiny_baseline_reference as tiny
 
 
-@pytest.mark.parametrize("changes", [{}, {"warmup_method": "constant"}, {"warmup_epochs": 0}, {"steps": (5, 6, 90)}])
-def test_schedule_equals_the_seed_formula_every_epoch(changes):
-    cfg = Config.market1501(**changes)
+@pytest.mark.parametrize("changes", [{}, {"warmup_method": "constant"}, {"warmup_epochs": 0}, {"steps": (5, 6, 90)},
+                                     {"max_epochs": 10, "warmup_epochs": 2, "steps": (6, 9)}])
+@pytest.mark.parametrize("preset", [Config.market1501, Config.tiny_baseline])
+def test_schedule_is_the_tiny_baselines_loop_every_epoch(preset, changes):
+    """The torch schedulers, stepped as the engine steps them, give every epoch the rate the tiny baseline's
+    WarmupMultiStepLR gives it when its loop calls step() first in the epoch."""
+    cfg = preset(**changes)
     rates = lr_per_epoch(cfg)
-    assert len(rates) == cfg.max_epochs
-    for epochs_done, lr in enumerate(rates):
-        assert lr == pytest.approx(seed_lr(cfg, epochs_done), rel=1e-12)
+    assert rates == pytest.approx(tiny.training_lrs_for(cfg), rel=1e-12, abs=0)
+    assert [warmup_multistep_lr(cfg, e) for e in range(1, cfg.max_epochs + 1)] == pytest.approx(rates, rel=1e-12)
 
 
-def test_schedule_at_chosen_epochs():
-    cfg = Config.market1501()
-    rates = lr_per_epoch(cfg)  # rates[e - 1] is the lr epoch e (1-based) trains at
-    assert rates[0] == pytest.approx(3.5e-6)  # 0.01 x base
-    assert rates[5] == pytest.approx(3.5e-4 * (0.01 * 0.5 + 0.5))  # half way through the warmup
-    assert rates[10] == rates[39] == pytest.approx(3.5e-4)
-    assert rates[40] == rates[69] == pytest.approx(3.5e-5)
-    assert rates[70] == rates[119] == pytest.approx(3.5e-6)
+def test_schedule_at_the_epochs_the_recipe_names():
+    rates = lr_per_epoch(Config.tiny_baseline())  # rates[e - 1]: the rate epoch e trains at
+    assert rates[0] == pytest.approx(3.5e-4 * (0.01 * 0.9 + 0.1))  # epoch 1: one tenth into the warmup
+    assert rates[8] < rates[9] == rates[38] == pytest.approx(3.5e-4)  # epoch 10 is the first at the full rate
+    assert rates[39] == rates[68] == pytest.approx(3.5e-5)  # the steps land on epochs 40, 70 and 130
+    assert rates[69] == rates[128] == pytest.approx(3.5e-6)
+    assert rates[129] == rates[199] == pytest.approx(3.5e-7)
 
 
 def test_optimizer_groups_and_center_sgd():

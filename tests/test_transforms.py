@@ -1,16 +1,32 @@
 import numpy as np
 import pytest
+import random
 import torch
 from PIL import Image
 
 from reid import Config
 from reid.data import augmentation_steps, denormalize, test_transforms, train_transforms
+from reid.data.transforms import RandomErasing, erase
+from torchvision.transforms import v2
+
+import tiny_baseline_reference as tiny
 
 
 @pytest.fixture
 def image():
     rng = np.random.default_rng(0)
     return Image.fromarray(rng.integers(0, 256, (128, 64, 3), dtype=np.uint8))
+
+
+def ks_statistic(a, b) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the two empirical CDFs."""
+    a, b = np.sort(a), np.sort(b)
+    grid = np.concatenate([a, b])
+    return float(np.abs(np.searchsorted(a, grid, "right") / len(a) - np.searchsorted(b, grid, "right") / len(b)).max())
+
+
+def ks_critical(n: int, m: int, alpha: float = 1e-3) -> float:
+    return np.sqrt(-np.log(alpha / 2) / 2) * np.sqrt((n + m) / (n * m))
 
 
 def test_test_transform_is_resize_and_normalise(image):
@@ -35,13 +51,79 @@ def test_train_transform_shape_and_randomness(image):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_random_erasing_fills_with_the_seed_value(image):
-    cfg = Config.smoke(erasing_prob=1.0, flip_prob=0.0, padding=0)
-    x = augmentation_steps(cfg)["erasing"](image)
+def test_erase_sets_exactly_the_box():
+    img = torch.arange(2 * 5 * 4, dtype=torch.float32).view(2, 5, 4)
+    out = erase(img, 1, 2, 3, 1, (-1.0, -2.0))
+    expected = img.clone()
+    expected[0, 1:4, 2:3], expected[1, 1:4, 2:3] = -1.0, -2.0
+    assert torch.equal(out, expected) and not torch.equal(img, out)  # a copy: the input is left as it was
+
+
+def erasing_boxes(draw, n=20000):
+    boxes = [draw() for _ in range(n)]
+    return np.array([b for b in boxes if b is not None], dtype=np.float64)  # (n, 4): top, left, h, w
+
+
+@pytest.mark.parametrize("size", [(256, 128), (64, 32)])
+def test_the_erasing_box_follows_the_tiny_baselines_law(size):
+    """Area, aspect ratio and position of the boxes, against the law of the project's own code (Python's
+    random), by two-sample Kolmogorov-Smirnov tests; torchvision's law fails the same test."""
+    height, width = size
+    torch.manual_seed(0)
+    ours = erasing_boxes(lambda: RandomErasing(p=1.0).get_params(height, width))
+    rng = random.Random(0)
+    theirs = erasing_boxes(lambda: tiny.erasing_box(rng, height, width))
+    torch.manual_seed(0)
+    probe = torch.zeros(3, height, width)
+    torchvision_erasing = v2.RandomErasing(p=1.0, scale=(0.02, 0.4), ratio=(0.3, 1 / 0.3))
+    tv = erasing_boxes(lambda: tuple(torchvision_erasing.make_params([probe])[k] for k in "ijhw"))
+    assert len(ours) == len(theirs) == 20000  # every draw found a box within 100 attempts
+
+    def stats(b):
+        return {"area": b[:, 2] * b[:, 3] / (height * width), "h/w": b[:, 2] / b[:, 3],
+                "top": b[:, 0] / (height - b[:, 2]), "left": b[:, 1] / (width - b[:, 3])}
+
+    critical = ks_critical(len(ours), len(theirs))
+    for name, values in stats(ours).items():
+        assert ks_statistic(values, stats(theirs)[name]) < critical, name
+    assert ks_statistic(stats(tv)["h/w"], stats(theirs)["h/w"]) > 5 * critical  # log-uniform ratio: squarer boxes
+    assert np.median(stats(ours)["h/w"]) == pytest.approx(1.9, abs=0.1)
+
+
+def test_train_transforms_erase_as_configured(image):
+    """The training pipeline itself: a box of the fill value, of 2-40 % of the image, in about half the images."""
+    cfg = Config.smoke(flip_prob=0.0, padding=0, erasing_prob=1.0)
     value = torch.tensor(cfg.erasing_value).view(3, 1, 1)
-    filled = (x == value).all(dim=0)
-    frac = filled.float().mean().item()
-    assert cfg.erasing_scale[0] * 0.8 <= frac <= cfg.erasing_scale[1] * 1.2
+    height, width = cfg.input_size
+    for seed in range(50):
+        torch.manual_seed(seed)
+        filled = (train_transforms(cfg)(image) == value).all(0)  # (H, W)
+        rows, cols = filled.any(1).nonzero().ravel(), filled.any(0).nonzero().ravel()
+        h, w = len(rows), len(cols)
+        assert filled.sum() == h * w and rows[-1] - rows[0] + 1 == h and cols[-1] - cols[0] + 1 == w  # one box
+        assert h < height and w < width
+        assert 0.02 * height * width - height - width <= h * w <= 0.4 * height * width + height + width  # rounding
+
+    erased = []
+    for seed in range(400):
+        torch.manual_seed(seed)
+        erased.append(bool((train_transforms(Config.smoke(flip_prob=0.0, padding=0))(image) == value).all(0).any()))
+    assert 0.4 < np.mean(erased) < 0.6  # p = 0.5: 400 draws, 4 standard deviations either side
+
+
+def test_flip_and_crop_frequencies(image):
+    cfg = Config.smoke(erasing_prob=0.0)
+    plain = test_transforms(cfg)(image)
+    flips = shifts = 0
+    for seed in range(400):
+        torch.manual_seed(seed)
+        x = train_transforms(Config.smoke(erasing_prob=0.0, padding=0))(image)
+        flips += bool(torch.equal(x, plain.flip(-1)))
+        torch.manual_seed(seed)
+        shifts += not torch.equal(train_transforms(Config.smoke(erasing_prob=0.0, flip_prob=0.0))(image), plain)
+    assert 0.4 < flips / 400 < 0.6
+    positions = (2 * cfg.padding + 1) ** 2
+    assert shifts / 400 == pytest.approx(1 - 1 / positions, abs=0.05)  # one position of 49 is no shift at all
 
 
 def test_flip_and_pad_crop_steps(image):
