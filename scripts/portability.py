@@ -75,11 +75,13 @@ def failures(junit: Path) -> tuple[int, list[str]]:
     return run, failed
 
 
-def run_profile(name: str, env_changes: dict[str, str], only: str | None, log_dir: Path) -> tuple[int, list[str], float]:
+def run_profile(name: str, env_changes: dict[str, str], only: str | None, log_dir: Path,
+                keep: bool = False) -> tuple[int, list[str], float]:
     targets = {"tests": ["tests", "--ignore=tests/test_book.py"], "notebooks": ["notebooks"]}
     chosen = [t for key, paths in targets.items() if only in (None, key) for t in paths]
     with tempfile.TemporaryDirectory(prefix=f"reid-portable-{name}-") as tmp:
-        env = {**os.environ, **env_changes, "REID_DATA": f"{tmp}/data", "REID_RUNS": f"{tmp}/runs"}
+        work = log_dir / name if keep else Path(tmp)  # --keep: the data and runs stay for a look afterwards
+        env = {**os.environ, **env_changes, "REID_DATA": f"{work}/data", "REID_RUNS": f"{work}/runs"}
         junit = log_dir / f"{name}.xml"
         junit.unlink(missing_ok=True)
         log = log_dir / f"{name}.log"
@@ -100,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("tests", "notebooks"), help="run only the unit tests or only the chapters")
     parser.add_argument("--log-dir", type=Path, default=ROOT / "_build" / "portability",
                         help="where each profile's pytest log and JUnit report go")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep each profile's data and runs (trained models, histories) under the log folder")
     args = parser.parse_args(argv)
     args.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.profile or list(known):
         what, env = known[name]
         print(f"\n== {name}: {what}\n   {' '.join(f'{k}={v!r}' for k, v in env.items())}", flush=True)
-        run, failed, seconds = run_profile(name, env, args.only, args.log_dir)
+        run, failed, seconds = run_profile(name, env, args.only, args.log_dir, args.keep)
         print(f"   {run} tests and cells run in {seconds / 60:.1f} min: {len(failed)} failed "
               f"(log: {args.log_dir / (name + '.log')})")
         for f in failed:
