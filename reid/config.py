@@ -67,7 +67,7 @@ class Config:
     erasing_prob: float = 0.5  # probability of random erasing (Zhong et al. 2020)
     erasing_scale: tuple[float, float] = (0.02, 0.4)  # erased area, fraction of the image
     erasing_ratio: tuple[float, float] = (0.3, 1 / 0.3)  # range of the erased box's height / width, drawn uniformly
-    erasing_value: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)  # fill, set after normalising (the seed's)
+    erasing_value: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)  # fill of the erased box, in normalised units (person-reid-tiny-baseline's)
     pixel_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet RGB mean, 0..1
     pixel_std: tuple[float, float, float] = (0.229, 0.224, 0.225)  # ImageNet RGB std, 0..1
 

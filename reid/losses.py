@@ -105,13 +105,14 @@ def triplet_loss(feat: torch.Tensor, labels: torch.Tensor, margin: float = 0.3, 
 class CenterLoss(nn.Module):
     """Center loss (Wen et al., ECCV 2016), the squared distance of each feature to its class center.
 
-    Wen et al. write L_C = 1/2 sum_i ||f_i - c_{y_i}||^2; the seed, and we, use the batch mean
-    L_C = 1/N sum_i ||f_i - c_{y_i}||^2.
+    Wen et al. write L_C = 1/2 sum_i ||f_i - c_{y_i}||^2; person-reid-tiny-baseline, and we, use
+    the batch mean L_C = 1/N sum_i ||f_i - c_{y_i}||^2.
 
     The centers c_j are parameters with their own SGD optimizer (lr 0.5). The total loss
     weighs this term by beta = 5e-4, which would also shrink the centers' gradient by beta;
     `rescale_center_grads` divides it back out before the centers' step, so that the centers
-    move with lr 0.5 whatever beta is (the seed's ``param.grad *= 1 / CENTER_LOSS_WEIGHT``).
+    move with lr 0.5 whatever beta is (person-reid-tiny-baseline's
+    ``param.grad *= 1 / CENTER_LOSS_WEIGHT``).
     """
 
     def __init__(self, num_classes: int, feat_dim: int):

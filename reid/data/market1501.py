@@ -134,7 +134,7 @@ class Market1501:
             print(self.table())
 
     def table(self) -> str:
-        """The statistics table the seed prints: identities, images, cameras per split."""
+        """The statistics table person-reid-tiny-baseline prints: identities, images, cameras per split."""
         rule = "  " + "-" * 40
         rows = ["Dataset statistics:", rule, "  subset   | # ids | # images | # cameras", rule]
         for name, recs in (("train", self.train), ("query", self.query), ("gallery", self.gallery)):

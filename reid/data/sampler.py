@@ -20,8 +20,8 @@ class RandomIdentitySampler(Sampler[list[int]]):
     Each epoch, every identity's images are shuffled and cut into groups of K (an identity
     with fewer than K images is sampled with replacement to K); batches then take one group
     from each of P identities drawn at random among those with groups left, until fewer
-    than P remain. This is the seed's algorithm, made reproducible: the order depends only
-    on ``seed`` and the epoch. Each pass over the sampler is one epoch and advances
+    than P remain. This is person-reid-tiny-baseline's algorithm, made reproducible: the
+    order depends only on ``seed`` and the epoch. Each pass over the sampler is one epoch and advances
     ``epoch``; ``set_epoch`` (or ``load_state_dict``) picks one explicitly, e.g. to resume.
 
     Use it as ``DataLoader(dataset, batch_sampler=RandomIdentitySampler(...))``.
