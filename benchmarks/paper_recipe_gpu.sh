@@ -7,6 +7,8 @@
 #   bash benchmarks/paper_recipe_gpu.sh              # trains (or resumes) runs/paper-synthetic, then tests it
 #   bash benchmarks/paper_recipe_gpu.sh --hard-factor 0.2 --name paper-synthetic-hem
 #
+# The training split is decoded once (cached under the data root) and augmented on the GPU
+# (cfg.train_data="auto"); the workers only decode it the first time and read the test images.
 # Checkpoints every 2 epochs, so an interrupted run loses little: run the same command again.
 # Per-epoch times and images/s are in <run>/history.json; the wall time is printed at the end.
 set -euo pipefail

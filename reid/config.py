@@ -28,6 +28,7 @@ OPTIMIZERS = ("Adam", "SGD", "AdamW")
 WARMUP_METHODS = ("linear", "constant")
 BACKBONES = ("resnet18", "resnet34", "resnet50")
 STEMS = ("tiny_baseline", "bot", "torchvision")
+TRAIN_DATA = ("auto", "device", "loader")
 PRETRAINED = ("imagenet", "none")  # or a path to a local .pth file
 
 
@@ -58,6 +59,8 @@ class Config:
     synthetic_preset: str = "small"  # size of the generated set: "tiny", "small" or "market"
     synthetic_seed: int = 0  # seed of the generated set (same seed, same bytes)
     num_workers: int = 2  # data-loader worker processes (0 = load in the main process)
+    train_data: str = "auto"  # "device": split decoded once, augmented on the training device; "loader": JPEG workers; "auto": device if it fits
+    device_data_max_gb: float = 4.0  # largest decoded training split (uint8) "auto" holds on the device; Market-1501's is 0.32 GB
     val_identities: int = 0  # training identities held out of training, as a validation query/gallery split
 
     # --- input and augmentation -------------------------------------------------------
@@ -111,7 +114,8 @@ class Config:
     gamma: float = 0.1  # lr decay factor at each step
     max_epochs: int = 120  # training epochs
     amp: bool = True  # mixed precision for training on CUDA: bfloat16 where supported, else float16 (ignored on the CPU)
-    channels_last: bool = True  # NHWC memory layout for images and convolutions (faster on GPU tensor cores)
+    channels_last: bool = True  # NHWC layout for images and convolutions on CUDA (tensor cores); the CPU uses NCHW, faster there
+    compile: bool = False  # torch.compile the training model (a GPU speed-up; the first steps compile for minutes)
 
     # --- bookkeeping --------------------------------------------------------------------
     eval_period: int = 10  # evaluate every this many epochs (and at the end)
@@ -272,6 +276,8 @@ class Config:
         check(0 < self.warmup_factor <= 1, f"warmup_factor={self.warmup_factor} must be in (0, 1]")
         check(self.eval_period >= 1 and self.checkpoint_period >= 1, "eval_period and checkpoint_period must be >= 1")
         check(self.num_workers >= 0, f"num_workers={self.num_workers} must be >= 0")
+        one_of("train_data", TRAIN_DATA)
+        check(self.device_data_max_gb > 0, f"device_data_max_gb={self.device_data_max_gb} must be > 0 (GB)")
         check(self.val_identities >= 0, f"val_identities={self.val_identities} must be >= 0 (0: no validation split)")
         check(self.test_batch_size >= 1, f"test_batch_size={self.test_batch_size} must be >= 1")
         check(self.max_rank >= 1, f"max_rank={self.max_rank} must be >= 1")

@@ -11,9 +11,12 @@ Everything lands in `cfg.run_dir` (`runs/<name>/`):
     history.json     one record per epoch: loss parts, accuracy, lr, images/s, mAP/R1
     config.json      the settings of the run
 
-On CUDA the loop uses mixed precision (bfloat16 where the GPU supports it, else float16
-with a gradient scaler), channels-last tensors, cuDNN autotuning, pinned memory and
-non-blocking copies. On the CPU it is deterministic: a run interrupted and resumed with
+The training split is decoded once and held on the training device, where each PK batch
+is augmented as one tensor (`reid.data.decoded`, `cfg.train_data`), so no loader worker
+stands between batches; a split too large for the device goes through a DataLoader with
+workers instead. On CUDA the loop uses mixed precision (bfloat16 where the GPU supports
+it, else float16 with a gradient scaler), channels-last tensors, cuDNN autotuning and
+optionally `torch.compile` (`cfg.compile`). On the CPU it is deterministic: a run interrupted and resumed with
 `resume=True` ends with the same weights, bit for bit, as one that never stopped.
 Under `torchrun --nproc_per_node=N` it trains with DistributedDataParallel.
 """
@@ -21,6 +24,7 @@ Under `torchrun --nproc_per_node=N` it trains with DistributedDataParallel.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import random
@@ -36,12 +40,13 @@ from tqdm.auto import tqdm
 
 from .config import Config
 from .data import load_dataset, make_dataloaders, shutdown_workers
+from .data.decoded import DeviceBatches, training_batches
 from .data.market1501 import Market1501
 from .evaluation import RankResult, autocast_dtype, evaluate_model
 from .losses import BaselineLoss, make_loss, rescale_center_grads
 from .model import Baseline
 from .solver import make_optimizers, make_scheduler, step_schedule
-from .utils import get_device, seed_everything
+from .utils import get_device, memory_format, seed_everything
 
 CHECKPOINT, FINAL_WEIGHTS, HISTORY, CONFIG = "checkpoint.pth", "model.pth", "history.json", "config.json"
 
@@ -210,9 +215,10 @@ def train(cfg: Config, resume: bool = False, dataset: Market1501 | None = None, 
     dataset = dataset if dataset is not None else load_dataset(cfg, verbose=False)
     train_loader, test_loader, num_query, num_classes = make_dataloaders(cfg, dataset, ddp.rank, ddp.world_size)
     sampler = train_loader.batch_sampler
+    batches = training_batches(cfg, train_loader, device, progress and ddp.is_main)  # on the device, or the loader
     model = Baseline.from_config(cfg, num_classes)
     loss_fn = make_loss(cfg, num_classes, model.in_planes)
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    fmt = memory_format(cfg.channels_last, device)
     model.to(device, memory_format=fmt)
     loss_fn.to(device)
     optimizer, center_optimizer = make_optimizers(cfg, model, loss_fn, fused=device.type == "cuda")
@@ -237,6 +243,8 @@ def train(cfg: Config, resume: bool = False, dataset: Market1501 | None = None, 
     train_model = model
     if ddp.world_size > 1:
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if cfg.compile:
+        train_model = torch.compile(train_model)  # evaluation and checkpoints use `model`, the same weights
 
     if ddp.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -247,9 +255,10 @@ def train(cfg: Config, resume: bool = False, dataset: Market1501 | None = None, 
             sampler.set_epoch(epoch - 1)  # the batches of epoch e depend on (seed, e) only
             step_schedule(scheduler)  # first thing in the epoch, as the tiny baseline does: epoch e trains at lr(e)
             lr = optimizer.param_groups[0]["lr"]
-            record = train_one_epoch(cfg, epoch, train_model, loss_fn, train_loader, optimizer, center_optimizer,
+            record = train_one_epoch(cfg, epoch, train_model, loss_fn, batches, optimizer, center_optimizer,
                                      scaler, device, amp_dtype, ddp, ckpt_path, progress)
             record["lr"] = lr  # the rate this epoch trained at
+            record["train_data"] = "device" if isinstance(batches, DeviceBatches) else "loader"
             if ddp.is_main and (epoch % cfg.eval_period == 0 or epoch == cfg.max_epochs):
                 final = evaluate_model(model, test_loader, num_query, cfg, device)
                 record.update(mAP=final.mAP, rank1=float(final.cmc[0]), mINP=final.mINP)
@@ -282,7 +291,7 @@ def train_one_epoch(cfg: Config, epoch: int, model: nn.Module, loss_fn: Baseline
     """One pass over the PK batches; returns the epoch's record (mean loss parts, accuracy, images/s)."""
     ddp = ddp or Distributed()
     model.train()
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    fmt = memory_format(cfg.channels_last, device)
     sums: dict[str, torch.Tensor] = {}
     correct = torch.zeros((), device=device)
     seen, window, window_start = 0, [], 0
@@ -384,3 +393,55 @@ def load_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu", w
     model = Baseline.from_config(dataclasses.replace(cfg, pretrained="none"), num_classes)
     model.load_state_dict(state)
     return model.to(device).eval(), cfg
+
+
+# --------------------------------------------------------------------------------------
+# Throughput
+# --------------------------------------------------------------------------------------
+class _Take:
+    """The next `n` batches of a running stream, with a length (train_one_epoch asks for one)."""
+
+    def __init__(self, stream, n: int):
+        self.stream, self.n = stream, n
+
+    def __iter__(self):
+        return itertools.islice(self.stream, self.n)
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def measure_throughput(cfg: Config, steps: int = 20, warmup: int = 3, dataset: Market1501 | None = None) -> float:
+    """Training images per second of `train_one_epoch` with the settings of `cfg` (its `train_data` path
+    among them): `steps` PK batches timed after `warmup` untimed ones, a fresh model, nothing written."""
+    cfg.validate()
+    device = get_device(cfg.device)
+    seed_everything(cfg.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    dataset = dataset if dataset is not None else load_dataset(cfg, verbose=False)
+    train_loader, _, _, num_classes = make_dataloaders(cfg, dataset)
+    batches = training_batches(cfg, train_loader, device)
+    sampler = train_loader.batch_sampler
+
+    def epochs():
+        for epoch in itertools.count():
+            sampler.set_epoch(epoch)
+            yield from batches  # one pass of the sampler per epoch, as in training
+
+    fmt = memory_format(cfg.channels_last, device)
+    model = Baseline.from_config(cfg, num_classes).to(device, memory_format=fmt)
+    loss_fn = make_loss(cfg, num_classes, model.in_planes).to(device)
+    optimizer, center_optimizer = make_optimizers(cfg, model, loss_fn, fused=device.type == "cuda")
+    amp_dtype = autocast_dtype(device, cfg.amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    train_model = torch.compile(model) if cfg.compile else model
+    stream = epochs()
+    try:
+        for n in (warmup, steps):  # the first pass warms up (workers, cuDNN autotuning, compilation)
+            record = train_one_epoch(cfg, 0, train_model, loss_fn, _Take(stream, n), optimizer, center_optimizer,
+                                     scaler, device, amp_dtype, progress=False)
+    finally:
+        stream.close()
+        shutdown_workers(train_loader)
+    return record["images_per_s"]

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .utils import memory_format
+
 
 @dataclass(frozen=True)
 class RankResult:
@@ -157,7 +159,7 @@ def extract_features(model: nn.Module, loader, device: torch.device | str = "cpu
     was_training = model.training
     model.eval()
     feats, pids, camids = [], [], []
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    fmt = memory_format(channels_last, device)
     # tqdm gets an iterator, not the loader: in Jupyter, tqdm.auto makes an iterator of its own from a
     # loader and never runs it, leaving its worker processes to the garbage collector.
     batches = tqdm(iter(loader), total=len(loader), desc="features", leave=False, disable=not progress)

@@ -35,6 +35,14 @@ def get_device(name: str = "auto") -> torch.device:
     return device
 
 
+def memory_format(channels_last: bool, device: torch.device | str) -> torch.memory_format:
+    """The layout for images and convolutions: channels-last (NHWC) on CUDA when `channels_last`, where
+    tensor cores want it; NCHW elsewhere: on the 2-core CPU this book is built on, NHWC trained the
+    smoke profile's ResNet18 at 64x32 about a quarter slower (measured 150 against 200 images/s)."""
+    use = channels_last and torch.device(device).type == "cuda"
+    return torch.channels_last if use else torch.contiguous_format
+
+
 def describe_device(device: torch.device) -> str:
     """A one-line description: the GPU's name, or the CPU and its thread count."""
     if device.type == "cuda":

@@ -368,3 +368,21 @@ def show_results(table) -> plt.Figure:
     fig.legend(handles, names, fontsize=8, loc="lower center", ncol=2, frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
+
+
+def show_throughput(rates: dict[str, float], title: str) -> plt.Figure:
+    """Training images per second, one bar per way of feeding the network: {label: images/s}."""
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(rates) + 1.0))
+    labels, values = list(rates), list(rates.values())
+    y = np.arange(len(labels))
+    ax.barh(y, values, color=["tab:grey"] + ["tab:blue"] * (len(values) - 1), height=0.6)
+    for yi, value in zip(y, values):
+        ax.annotate(f"{value:.0f}", (value, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_yticks(y, labels, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlabel("training images per second")
+    ax.set_title(title, fontsize=10)
+    ax.margins(x=0.12)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,6 +1,7 @@
 """The training loop: resume, atomic checkpoints, NaN, the CLI, two processes."""
 
 import copy
+import dataclasses
 import json
 import os
 import signal
@@ -184,7 +185,8 @@ def test_two_processes_with_gloo(tiny_data):
 
 def test_one_sampler_epoch_per_training_epoch_with_workers(tiny_data):
     # persistent workers restart their epoch on every iter(); the loop must make only one
-    cfg = tiny(tiny_data, num_workers=2, max_epochs=2, warmup_epochs=0, eval_period=5, name="workers")
+    cfg = tiny(tiny_data, num_workers=2, max_epochs=2, warmup_epochs=0, eval_period=5, name="workers",
+               train_data="loader")
     train(cfg, progress=True)
     assert load_checkpoint(cfg.run_dir / CHECKPOINT)["sampler"]["epoch"] == 2
 
@@ -210,3 +212,28 @@ def test_a_training_step_moves_the_centers_by_the_unweighted_center_loss_gradien
     moved = (expected - centers.detach()).abs().max()
     assert moved > 1e-3  # a visible step, that beta = 5e-4 would have shrunk 2000-fold
     assert torch.allclose(loss_fn.center.centers.detach(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("train_data", ["device", "loader"])
+def test_a_resumed_run_ends_as_a_straight_one_on_either_data_path(tiny_data, train_data):
+    straight = train(tiny(tiny_data, name=f"straight-{train_data}", train_data=train_data), progress=False)
+    assert {h["train_data"] for h in straight.history} == {train_data}
+    cfg = tiny(tiny_data, name=f"stopped-{train_data}", train_data=train_data, max_epochs=2)
+    train(cfg, progress=False)
+    resumed = train(dataclasses.replace(cfg, max_epochs=3), resume=True, progress=False)
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
+
+
+def test_the_compile_switch_compiles_the_training_model_only(tiny_data, monkeypatch):
+    compiled = []
+
+    def fake_compile(module, *args, **kwargs):  # the wiring, without minutes of compilation on a CPU
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    train(tiny(tiny_data, name="plain", max_epochs=1, warmup_epochs=0), progress=False)
+    assert compiled == []
+    result = train(tiny(tiny_data, name="compiled", max_epochs=1, warmup_epochs=0, compile=True), progress=False)
+    assert compiled == [result.model]

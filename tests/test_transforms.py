@@ -1,32 +1,23 @@
+import random
+
 import numpy as np
 import pytest
-import random
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
 from reid import Config
 from reid.data import augmentation_steps, denormalize, test_transforms, train_transforms
 from reid.data.transforms import RandomErasing, erase
-from torchvision.transforms import v2
 
 import tiny_baseline_reference as tiny
+from ks import ks_critical, ks_statistic
 
 
 @pytest.fixture
 def image():
     rng = np.random.default_rng(0)
     return Image.fromarray(rng.integers(0, 256, (128, 64, 3), dtype=np.uint8))
-
-
-def ks_statistic(a, b) -> float:
-    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the two empirical CDFs."""
-    a, b = np.sort(a), np.sort(b)
-    grid = np.concatenate([a, b])
-    return float(np.abs(np.searchsorted(a, grid, "right") / len(a) - np.searchsorted(b, grid, "right") / len(b)).max())
-
-
-def ks_critical(n: int, m: int, alpha: float = 1e-3) -> float:
-    return np.sqrt(-np.log(alpha / 2) / 2) * np.sqrt((n + m) / (n * m))
 
 
 def test_test_transform_is_resize_and_normalise(image):
