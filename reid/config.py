@@ -59,8 +59,8 @@ class Config:
     synthetic_preset: str = "small"  # size of the generated set: "tiny", "small" or "market"
     synthetic_seed: int = 0  # seed of the generated set (same seed, same bytes)
     num_workers: int = 2  # data-loader worker processes (0 = load in the main process)
-    train_data: str = "auto"  # "device": split decoded once, augmented on the training device; "loader": JPEG workers; "auto": device if it fits
-    device_data_max_gb: float = 4.0  # largest decoded training split (uint8) "auto" holds on the device; Market-1501's is 0.32 GB
+    train_data: str = "auto"  # "device": decoded once, augmented on the device; "loader": JPEG workers; "auto": device if it fits
+    device_data_max_gb: float = 4.0  # largest decoded split (uint8) "auto" puts on the device (Market-1501's: 0.32 GB)
     val_identities: int = 0  # training identities held out of training, as a validation query/gallery split
 
     # --- input and augmentation -------------------------------------------------------
@@ -70,7 +70,7 @@ class Config:
     erasing_prob: float = 0.5  # probability of random erasing (Zhong et al. 2020)
     erasing_scale: tuple[float, float] = (0.02, 0.4)  # erased area, fraction of the image
     erasing_ratio: tuple[float, float] = (0.3, 1 / 0.3)  # range of the erased box's height / width, drawn uniformly
-    erasing_value: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)  # fill of the erased box, in normalised units (person-reid-tiny-baseline's)
+    erasing_value: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)  # the erased box's fill, normalised units
     pixel_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet RGB mean, 0..1
     pixel_std: tuple[float, float, float] = (0.229, 0.224, 0.225)  # ImageNet RGB std, 0..1
 
@@ -82,7 +82,7 @@ class Config:
     # --- model -------------------------------------------------------------------------
     backbone: str = "resnet50"  # torchvision ResNet: "resnet50" (paper), "resnet34", "resnet18"
     last_stride: int = 1  # stride of the last ResNet stage: 1 keeps a 16x8 map at 256x128
-    stem: str = "bot"  # first block: conv+BN, then "torchvision" ReLU + 3x3/2 max-pool, "bot" no ReLU + 3x3/2, "tiny_baseline" no ReLU + 2x2/2
+    stem: str = "bot"  # "torchvision": conv, BN, ReLU, 3x3/2 pool; "bot": no ReLU; "tiny_baseline": no ReLU, 2x2/2 pool
     pretrained: str = "imagenet"  # "imagenet", "none", or a path to a local .pth state dict
     neck: str = "bnneck"  # "bnneck" (BatchNorm between feature and classifier) or "none"
     neck_feat: str = "after"  # feature used at test time: "after" or "before" the BNNeck
@@ -113,8 +113,8 @@ class Config:
     steps: tuple[int, ...] = (40, 70)  # epochs where the lr is multiplied by gamma
     gamma: float = 0.1  # lr decay factor at each step
     max_epochs: int = 120  # training epochs
-    amp: bool = True  # mixed precision for training on CUDA: bfloat16 where supported, else float16 (ignored on the CPU)
-    channels_last: bool = True  # NHWC layout for images and convolutions on CUDA (tensor cores); the CPU uses NCHW, faster there
+    amp: bool = True  # mixed precision in training on CUDA: bfloat16 where native, else float16 (off on the CPU)
+    channels_last: bool = True  # NHWC images and convolutions on CUDA (tensor cores); the CPU keeps NCHW, faster there
     compile: bool = False  # torch.compile the training model (a GPU speed-up; the first steps compile for minutes)
 
     # --- bookkeeping --------------------------------------------------------------------
@@ -123,7 +123,7 @@ class Config:
     log_period: int = 50  # iterations between progress-bar refreshes of the loss parts
 
     # --- test ---------------------------------------------------------------------------
-    eval_amp: bool = False  # extract test features in mixed precision on CUDA (faster; the published recipes use float32)
+    eval_amp: bool = False  # test features in mixed precision on CUDA (faster; the published recipes use float32)
     feat_norm: bool = True  # L2-normalise features before the distance
     distance: str = "cosine"  # "cosine" or "euclidean" (squared Euclidean)
     flip_feats: bool = False  # add the feature of the mirrored image to the image's

@@ -46,36 +46,21 @@ from .evaluation import RankResult, autocast_dtype, evaluate_model
 from .losses import BaselineLoss, make_loss, rescale_center_grads
 from .model import Baseline
 from .solver import make_optimizers, make_scheduler, step_schedule
-from .utils import get_device, memory_format, seed_everything
+from .utils import atomic_write, get_device, memory_format, seed_everything
 
 CHECKPOINT, FINAL_WEIGHTS, HISTORY, CONFIG = "checkpoint.pth", "model.pth", "history.json", "config.json"
 
 # Settings that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_CHANGES = {"max_epochs", "eval_period", "checkpoint_period", "log_period", "num_workers", "device",
                      "data_root", "output_dir", "test_batch_size", "flip_feats", "distance", "feat_norm", "max_rank",
-                     "reranking", "rerank_k1", "rerank_k2", "rerank_lambda"}
+                     "reranking", "rerank_k1", "rerank_k2", "rerank_lambda", "eval_amp", "compile", "device_data_max_gb"}
+# Settings that runs written before them lack, and what those runs were trained with.
+EARLIER_RUNS = {"stem": "torchvision", "train_data": "loader"}
 
 
 # --------------------------------------------------------------------------------------
-# Files: atomic writes, checkpoints
+# Files: checkpoints and JSON, written atomically (reid.utils.atomic_write)
 # --------------------------------------------------------------------------------------
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call `write(tmp_path)`, then rename the temporary file over `path` in one step.
-
-    A crash or a kill before the rename leaves the previous file untouched; os.replace is
-    atomic on POSIX and Windows.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_json(path: str | os.PathLike, obj) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1)))
 
@@ -164,7 +149,7 @@ class TrainResult:
 
 
 def _differences(saved: dict, cfg: Config) -> list[str]:
-    now = cfg.to_dict()
+    now, saved = cfg.to_dict(), {**EARLIER_RUNS, **saved}
     return sorted(k for k in now if k not in RESUMABLE_CHANGES and json.loads(json.dumps(saved.get(k)))
                   != json.loads(json.dumps(now[k])))
 
@@ -367,11 +352,12 @@ def trained_model(cfg: Config, dataset: Market1501 | None = None, progress: bool
 
 
 def config_of_run(run_dir: str | os.PathLike) -> Config:
-    """The Config a run was trained with (from its config.json)."""
+    """The Config a run was trained with (from its config.json; a run older than a setting gets the value it
+    was trained with, `EARLIER_RUNS`, e.g. torchvision's stem, and today's default for the others)."""
     path = Path(run_dir) / CONFIG
     if not path.exists():
         raise FileNotFoundError(f"no {CONFIG} in {run_dir}: is this a run folder written by reid?")
-    saved = json.loads(path.read_text())
+    saved = {**EARLIER_RUNS, **json.loads(path.read_text())}
     known = {f.name: f for f in dataclasses.fields(Config)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known}
     return Config(**values)

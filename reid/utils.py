@@ -1,10 +1,11 @@
-"""Small helpers every chapter uses: seeding, the device, showing the package's source."""
+"""Small helpers every chapter uses: seeding, the device and its memory layout, atomic writes, showing the source."""
 
 from __future__ import annotations
 
 import inspect
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +24,23 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call `write(tmp_path)`, then rename the temporary file over `path` in one step.
+
+    A crash or a kill before the rename leaves the previous file untouched; os.replace is
+    atomic on POSIX and Windows.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def get_device(name: str = "auto") -> torch.device:

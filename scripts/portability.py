@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,7 @@ def run_profile(name: str, env_changes: dict[str, str], only: str | None, log_di
     chosen = [t for key, paths in targets.items() if only in (None, key) for t in paths]
     with tempfile.TemporaryDirectory(prefix=f"reid-portable-{name}-") as tmp:
         work = log_dir / name if keep else Path(tmp)  # --keep: the data and runs stay for a look afterwards
+        shutil.rmtree(work / "runs", ignore_errors=True)  # every model is trained anew, never resumed
         env = {**os.environ, **env_changes, "REID_DATA": f"{work}/data", "REID_RUNS": f"{work}/runs"}
         junit = log_dir / f"{name}.xml"
         junit.unlink(missing_ok=True)

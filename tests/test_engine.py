@@ -237,3 +237,21 @@ def test_the_compile_switch_compiles_the_training_model_only(tiny_data, monkeypa
     assert compiled == []
     result = train(tiny(tiny_data, name="compiled", max_epochs=1, warmup_epochs=0, compile=True), progress=False)
     assert compiled == [result.model]
+
+
+def test_a_run_written_before_the_stem_setting_loads_with_the_stem_it_was_trained_with(tiny_data):
+    cfg = tiny(tiny_data, name="older", max_epochs=1, warmup_epochs=0, stem="torchvision", train_data="loader")
+    train(cfg, progress=False)
+    saved = json.loads((cfg.run_dir / "config.json").read_text())
+    for key in ("stem", "train_data", "compile", "device_data_max_gb", "eval_amp"):
+        del saved[key]  # as config.json was written before these settings existed
+    (cfg.run_dir / "config.json").write_text(json.dumps(saved))
+    model, loaded = load_model(cfg.run_dir)
+    assert loaded.stem == "torchvision" and isinstance(model.base[2], torch.nn.ReLU)
+    checkpoint = cfg.run_dir / CHECKPOINT
+    state = load_checkpoint(checkpoint)
+    state["config"] = saved
+    save_checkpoint(checkpoint, state)
+    assert train(cfg, resume=True, progress=False).history  # same recipe: resumes (here: finished)
+    with pytest.raises(ValueError, match="differ from the saved run: stem, train_data"):
+        train(tiny(tiny_data, name="older", max_epochs=1, warmup_epochs=0), resume=True, progress=False)

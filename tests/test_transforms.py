@@ -11,7 +11,7 @@ from reid.data import augmentation_steps, denormalize, test_transforms, train_tr
 from reid.data.transforms import RandomErasing, erase
 
 import tiny_baseline_reference as tiny
-from ks import ks_critical, ks_statistic
+from ks import assert_same_box_law, box_stats, ks_critical, ks_statistic
 
 
 @pytest.fixture
@@ -70,15 +70,10 @@ def test_the_erasing_box_follows_the_tiny_baselines_law(size):
     tv = erasing_boxes(lambda: tuple(torchvision_erasing.make_params([probe])[k] for k in "ijhw"))
     assert len(ours) == len(theirs) == 20000  # every draw found a box within 100 attempts
 
-    def stats(b):
-        return {"area": b[:, 2] * b[:, 3] / (height * width), "h/w": b[:, 2] / b[:, 3],
-                "top": b[:, 0] / (height - b[:, 2]), "left": b[:, 1] / (width - b[:, 3])}
-
-    critical = ks_critical(len(ours), len(theirs))
-    for name, values in stats(ours).items():
-        assert ks_statistic(values, stats(theirs)[name]) < critical, name
-    assert ks_statistic(stats(tv)["h/w"], stats(theirs)["h/w"]) > 5 * critical  # log-uniform ratio: squarer boxes
-    assert np.median(stats(ours)["h/w"]) == pytest.approx(1.9, abs=0.1)
+    assert_same_box_law(ours, theirs, height, width)
+    h_w = {name: box_stats(boxes, height, width)["h/w"] for name, boxes in (("ours", ours), ("theirs", theirs), ("tv", tv))}
+    assert ks_statistic(h_w["tv"], h_w["theirs"]) > 5 * ks_critical(len(tv), len(theirs))  # log-uniform: squarer
+    assert np.median(h_w["ours"]) == pytest.approx(1.9, abs=0.1)
 
 
 def test_train_transforms_erase_as_configured(image):

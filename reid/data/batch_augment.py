@@ -6,10 +6,11 @@ horizontal flip with probability `flip_prob`, zero padding by `padding` pixels a
 random crop back, normalisation, then random erasing (`RandomErasing`'s law: area and
 aspect ratio uniform, up to 100 attempts at a box strictly inside the image). Every image
 of the batch draws its own parameters, from a generator the caller owns, so the same seed
-gives the same batch. Two steps, so that each can be checked on its own:
+gives the same batch; the draws (a few hundred numbers an image) are made on the CPU, so
+a seed gives the same augmentation on any device. Two steps, each checked on its own:
 
-    params = draw_params(len(images), cfg, generator, device)   # the random part
-    batch = apply_params(images, params, cfg)                    # deterministic tensor work
+    params = draw_params(len(images), cfg, generator)   # the random part, on the CPU
+    batch = apply_params(images, params, cfg)            # tensor work on the images' device
 
 The input is a batch of uint8 images (B, 3, h, w) already on the device (see
 `reid.data.decoded`), so no loader worker decodes or augments anything.
@@ -17,7 +18,7 @@ The input is a batch of uint8 images (B, 3, h, w) already on the device (see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,9 @@ class AugmentParams:
     box_left: torch.Tensor  # int64: its first column
     box_h: torch.Tensor  # int64: its height in pixels
     box_w: torch.Tensor  # int64: its width
+
+    def to(self, device: torch.device | str) -> "AugmentParams":
+        return AugmentParams(*(getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)))
 
 
 def erasing_boxes(u: torch.Tensor, height: int, width: int, scale: tuple[float, float],
@@ -63,14 +67,14 @@ def erasing_boxes(u: torch.Tensor, height: int, width: int, scale: tuple[float, 
     return found, top, left, h, w
 
 
-def draw_params(n: int, cfg: Config, generator: torch.Generator, device: torch.device | str) -> AugmentParams:
-    """Draw the augmentation of `n` images from `generator` (which must live on `device`).
+def draw_params(n: int, cfg: Config, generator: torch.Generator) -> AugmentParams:
+    """Draw the augmentation of `n` images from `generator`, on its device (the CPU's, in training).
 
     One row of uniform draws per image: flip, crop row, crop column, whether to erase, then
     random erasing's attempts and the box's position (`erasing_boxes`).
     """
     height, width = cfg.input_size
-    u = torch.rand(n, 4 + 2 * ATTEMPTS + 2, dtype=torch.float64, generator=generator, device=device)
+    u = torch.rand(n, 4 + 2 * ATTEMPTS + 2, dtype=torch.float64, generator=generator, device=generator.device)
     span = 2 * cfg.padding + 1  # crop offsets 0 .. 2 x padding, as RandomCrop on the padded image
     found, box_top, box_left, box_h, box_w = erasing_boxes(u[:, 4:], height, width, tuple(cfg.erasing_scale),
                                                             tuple(cfg.erasing_ratio))
@@ -93,6 +97,7 @@ def resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def apply_params(images: torch.Tensor, params: AugmentParams, cfg: Config) -> torch.Tensor:
     """uint8 images (B, 3, h, w) -> normalised float32 (B, 3, H, W), augmented as `params` says."""
+    params = params.to(images.device)
     x = resize(images, cfg.input_size)  # (B, 3, H, W) in [0, 1]
     b, _, height, width = x.shape
     x = torch.where(params.flip[:, None, None, None], x.flip(-1), x)
@@ -117,4 +122,4 @@ def apply_params(images: torch.Tensor, params: AugmentParams, cfg: Config) -> to
 
 def augment_batch(images: torch.Tensor, cfg: Config, generator: torch.Generator) -> torch.Tensor:
     """`apply_params(images, draw_params(...))`: the training batch, augmented on the images' device."""
-    return apply_params(images, draw_params(len(images), cfg, generator, images.device), cfg)
+    return apply_params(images, draw_params(len(images), cfg, generator), cfg)

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..config import Config
+from ..utils import atomic_write
 from .batch_augment import augment_batch
 from .loaders import read_image
 from .market1501 import Record
@@ -92,15 +93,13 @@ def decode_split(paths: Sequence[str], size: tuple[int, int] | None = None, num_
 
 
 def decoded_cache(paths: Sequence[str], cache_dir: str | os.PathLike, num_workers: int = 0,
-                  progress: bool = False) -> torch.Tensor:
-    """`decode_split(paths)`, loaded from `cache_dir` when it was decoded before, else decoded and saved there.
+                  progress: bool = False, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """`decode_split(paths, size)`, loaded from `cache_dir` when it was decoded before, else decoded and saved there.
 
     The file is written atomically and read with `weights_only=True`; a damaged file is
     decoded again.
     """
-    from ..engine import atomic_write  # the engine's atomic writes; imported here to avoid a cycle
-
-    size = storage_size(paths)
+    size = tuple(size) if size is not None else storage_size(paths)
     path = Path(cache_dir) / f"decoded-{len(paths)}x{size[0]}x{size[1]}-{cache_key(paths, size)}.pt"
     if path.exists():
         try:
@@ -138,7 +137,7 @@ class DeviceBatches:
         self.pids = torch.tensor([r.pid for r in records])
         self.camids = torch.tensor([r.camid for r in records])
         self.batch_sampler, self.cfg = sampler, cfg
-        self.generator = torch.Generator(device=self.device)
+        self.generator = torch.Generator()  # the draws are made on the CPU: the same batches on any device
 
     def __len__(self) -> int:
         return len(self.batch_sampler)
@@ -168,5 +167,5 @@ def training_batches(cfg: Config, loader: DataLoader, device: torch.device | str
                 "train_data='loader'")
         return loader
     cache = Path(cfg.data_root).expanduser() / "decoded"
-    images = decoded_cache(paths, cache, cfg.num_workers, progress)
+    images = decoded_cache(paths, cache, cfg.num_workers, progress, size)
     return DeviceBatches(images, records, loader.batch_sampler, cfg, device)
