@@ -16,8 +16,9 @@ is augmented as one tensor (`reid.data.decoded`, `cfg.train_data`), so no loader
 stands between batches; a split too large for the device goes through a DataLoader with
 workers instead. On CUDA the loop uses mixed precision (bfloat16 where the GPU supports
 it, else float16 with a gradient scaler), channels-last tensors, cuDNN autotuning and
-optionally `torch.compile` (`cfg.compile`). On the CPU it is deterministic: a run interrupted and resumed with
-`resume=True` ends with the same weights, bit for bit, as one that never stopped.
+optionally `torch.compile` (`cfg.compile`). On the CPU it is deterministic: a run
+interrupted and resumed with `resume=True` ends with the same weights, bit for bit, as one
+that never stopped.
 Under `torchrun --nproc_per_node=N` it trains with DistributedDataParallel.
 """
 
@@ -200,7 +201,6 @@ def train(cfg: Config, resume: bool = False, dataset: Market1501 | None = None, 
     dataset = dataset if dataset is not None else load_dataset(cfg, verbose=False)
     train_loader, test_loader, num_query, num_classes = make_dataloaders(cfg, dataset, ddp.rank, ddp.world_size)
     sampler = train_loader.batch_sampler
-    batches = training_batches(cfg, train_loader, device, progress and ddp.is_main)  # on the device, or the loader
     model = Baseline.from_config(cfg, num_classes)
     loss_fn = make_loss(cfg, num_classes, model.in_planes)
     fmt = memory_format(cfg.channels_last, device)
@@ -225,6 +225,9 @@ def train(cfg: Config, resume: bool = False, dataset: Market1501 | None = None, 
         set_rng_states(state["rng"])
         history = list(state["history"])
         start_epoch = state["epoch"] + 1
+    batches = train_loader  # a finished run only loads its weights: no need to decode anything
+    if start_epoch <= cfg.max_epochs:
+        batches = training_batches(cfg, train_loader, device, progress and ddp.is_main)  # on the device, or the loader
     train_model = model
     if ddp.world_size > 1:
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)

@@ -30,7 +30,7 @@ ATTEMPTS = 100  # boxes tried per image before random erasing gives up (the publ
 
 @dataclass
 class AugmentParams:
-    """Per-image parameters of one batch, each a (B,) tensor on the device."""
+    """Per-image parameters of one batch, each a (B,) tensor (drawn on the CPU; `apply_params` moves them)."""
 
     flip: torch.Tensor  # bool: mirror the image
     top: torch.Tensor  # int64: first row of the crop in the padded image, 0 .. 2 x padding
