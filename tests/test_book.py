@@ -57,6 +57,9 @@ def chapters() -> list[str]:
 
 def test_book_builds_and_chapters_show_their_figures(html):
     assert (html / "book" / "intro.html").is_file()
+    # The landing page names its icon: otherwise the browser may ask for /favicon.ico (a 404) before it redirects.
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', (html / "index.html").read_text())
+    assert icon and (html / icon.group(1)).is_file()
     for stem in chapters():
         page = html / "notebooks" / f"{stem}.html"
         text = page.read_text()
