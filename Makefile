@@ -1,15 +1,15 @@
 # The two commands of the quick start. Each sets up .venv on first use (and again when
-# pyproject.toml changes), then runs its job.
+# pyproject.toml or constraints.txt changes: the exact versions CI tests), then runs its job.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: book test portable clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[book]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book]"
 	touch $@
 
 # Execute every chapter and render the book into _build/html (fails on any warning or cell error).

@@ -141,7 +141,8 @@ def autocast_dtype(device: torch.device, amp: bool = True) -> torch.dtype | None
     CPU or amp=False. Natively: a T4 (Colab's free GPU) only emulates bfloat16, slowly, so it gets float16."""
     if not amp or device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+    native = torch.version.hip is not None or torch.cuda.get_device_capability(device)[0] >= 8  # ROCm; Ampere+
+    return torch.bfloat16 if native else torch.float16
 
 
 @torch.inference_mode()
