@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from reid.data import Market1501, download_market1501, parse_market_name, read_split, safe_extract
+from reid.data import Market1501, parse_market_name, read_split, safe_extract
 from reid.data.loaders import read_image
 
 
@@ -144,57 +144,6 @@ def test_safe_extract_extracts_inside(tmp_path: Path):
         zf.writestr("Market/query/0001_c1s1_000001_01.jpg", b"ok")
     safe_extract(archive, tmp_path / "out")
     assert (tmp_path / "out" / "Market" / "query" / "0001_c1s1_000001_01.jpg").read_bytes() == b"ok"
-
-
-def test_download_is_guarded_offline(tmp_path: Path, monkeypatch):
-    import urllib.request
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("download_market1501 reached for the network without allow_download=True")
-
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    with pytest.raises(FileNotFoundError, match="allow_download=True"):
-        download_market1501(tmp_path)
-
-
-def test_download_reuses_complete_folder(tmp_path: Path):
-    folder = tmp_path / "Market-1501-v15.09.15"
-    for split in ("bounding_box_train", "query", "bounding_box_test"):
-        (folder / split).mkdir(parents=True)
-    assert download_market1501(tmp_path) == folder
-
-
-def test_download_from_a_local_archive(tmp_path: Path, monkeypatch):
-    """The real download path end to end, served from a local file instead of the network."""
-    import io
-    import urllib.request
-
-    import reid.data.market1501 as m
-
-    monkeypatch.setattr(m, "MARKET1501_COUNTS", {"bounding_box_train": 2, "query": 1, "bounding_box_test": 1})
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("Market-1501-v15.09.15/bounding_box_train/0001_c1s1_000001_01.jpg", b"a")
-        zf.writestr("Market-1501-v15.09.15/bounding_box_train/0001_c2s1_000001_01.jpg", b"b")
-        zf.writestr("Market-1501-v15.09.15/query/0002_c1s1_000001_01.jpg", b"c")
-        zf.writestr("Market-1501-v15.09.15/bounding_box_test/0002_c2s1_000001_01.jpg", b"d")
-    payload = buf.getvalue()
-
-    class Response(io.BytesIO):
-        headers = {"Content-Length": str(len(payload))}
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url: Response(payload))
-    with pytest.raises(ValueError, match="sha256"):
-        download_market1501(tmp_path, sha256="0" * 64, allow_download=True)
-    folder = download_market1501(tmp_path, allow_download=True)
-    assert sorted(os.listdir(folder / "bounding_box_train")) == ["0001_c1s1_000001_01.jpg", "0001_c2s1_000001_01.jpg"]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".market-download-")]  # temp cleaned up
 
 
 def test_carve_validation_holds_out_whole_identities():

@@ -1,4 +1,4 @@
-"""Market-1501 records: the folder layout, the file-name grammar, and a guarded download.
+"""Market-1501 records: the folder layout and the file-name grammar (the download: `reid.data.download`).
 
 Market-1501 (Zheng et al., ICCV 2015) ships three folders of 128 x 64 JPEGs::
 
@@ -15,12 +15,8 @@ body; the protocol ignores it, so we drop it).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import shutil
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -148,97 +144,11 @@ class Market1501:
 
 
 # --------------------------------------------------------------------------------------
-# Download (Colab). Never called by the library itself: only by a notebook cell that asks.
+# The official release (reid.data.download fetches and checks it)
 # --------------------------------------------------------------------------------------
-MARKET1501_URL = "https://drive.usercontent.google.com/download?id=0B8-rUzbwVRk0c054eEozWG9COHM&export=download&confirm=t"
 MARKET1501_FOLDER = "Market-1501-v15.09.15"
-# Files per folder in the official v15.09.15 release; checked after extraction.
+# Files per folder in the official v15.09.15 release (junk and distractors included); checked after unpacking.
 MARKET1501_COUNTS = {"bounding_box_train": 12936, "query": 3368, "bounding_box_test": 19732}
-
-
-def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def safe_extract(archive: str | os.PathLike, target: str | os.PathLike) -> None:
-    """Unzip `archive` into `target`, refusing any member that would land outside it.
-
-    A zip can name members ``../../etc/passwd`` or ``/abs/path`` ("zip slip"), or carry
-    symbolic links; each is rejected before anything is written.
-    """
-    target = Path(target).resolve()
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            dest = (target / info.filename).resolve()
-            if dest != target and target not in dest.parents:
-                raise ValueError(f"{archive}: member {info.filename!r} would be written outside {target}; refusing")
-            if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                raise ValueError(f"{archive}: member {info.filename!r} is a symbolic link; refusing")
-        zf.extractall(target)
-
-
-def download_market1501(
-    root: str | os.PathLike,
-    url: str = MARKET1501_URL,
-    sha256: str | None = None,
-    allow_download: bool = False,
-) -> Path:
-    """Fetch and unpack Market-1501 into ``root/Market-1501-v15.09.15`` and return that folder.
-
-    Guarded: nothing is fetched unless ``allow_download=True`` (the Colab set-up cell
-    passes it), so no test or offline run ever reaches for the network. An existing,
-    complete folder is reused. With ``sha256`` the archive is checked against it;
-    without one, its digest is printed (to pin it next time) and the extracted folders
-    are checked against the official image counts. Extraction goes to a temporary
-    folder next to the target and is renamed into place, so an interrupted download
-    never leaves a half-written dataset.
-    """
-    root = Path(root).expanduser()
-    folder = root / MARKET1501_FOLDER
-    if all((folder / s).is_dir() for s in MARKET1501_COUNTS):
-        return folder
-    if not allow_download:
-        raise FileNotFoundError(
-            f"Market-1501 is not at {folder}. Download it with "
-            f"reid.data.download_market1501({str(root)!r}, allow_download=True) (Colab), or unzip "
-            f"{MARKET1501_FOLDER}.zip into {root} yourself"
-        )
-    import urllib.request
-
-    from tqdm.auto import tqdm
-
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".market-download-") as tmp:
-        archive = Path(tmp) / f"{MARKET1501_FOLDER}.zip"
-        with urllib.request.urlopen(url) as response, open(archive, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc="Market-1501") as bar:
-                while block := response.read(1 << 20):
-                    out.write(block)
-                    bar.update(len(block))
-        digest = sha256sum(archive)
-        if sha256 is not None and digest != sha256.lower():
-            raise ValueError(f"{archive.name}: sha256 {digest} does not match the expected {sha256}; "
-                             "the download is corrupt or the URL serves another file: try again or change `url`")
-        print(f"{archive.name}: sha256 {digest}")
-        unpacked = Path(tmp) / "unpacked"
-        safe_extract(archive, unpacked)
-        found = next((p.parent for p in unpacked.rglob("bounding_box_train") if p.is_dir()), None)
-        if found is None:
-            raise ValueError(f"{url} did not contain a bounding_box_train/ folder: is it Market-1501?")
-        for split, expected in MARKET1501_COUNTS.items():
-            got = sum(1 for n in os.listdir(found / split) if n.endswith(".jpg")) if (found / split).is_dir() else 0
-            if got != expected:
-                raise ValueError(f"{split}/ holds {got} images, Market-1501 v15.09.15 has {expected}: "
-                                 "the archive is incomplete or another release; try again")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(found, folder)
-    return folder
 
 
 def carve_validation(train: list[Record], num_identities: int, seed: int = 0):
