@@ -345,11 +345,59 @@ def load_history(run_dir: str | os.PathLike) -> list[dict]:
     return json.loads(path.read_text())
 
 
-def trained_model(cfg: Config, dataset: Market1501 | None = None, progress: bool = True) -> tuple[Baseline, list[dict]]:
+class RunNotTrainedError(FileNotFoundError):
+    """A chapter asked for a model whose run is long to train and not finished; the message says what trains it."""
+
+
+def trains_in_minutes(cfg: Config) -> bool:
+    """Whether `cfg` trains in minutes on a laptop's CPU: the synthetic set below Market-1501's size."""
+    return cfg.dataset == "synthetic" and cfg.synthetic_preset != "market"
+
+
+def epochs_trained(cfg: Config) -> int:
+    """Epochs the run of `cfg` has finished (its history), 0 if none; `cfg.max_epochs` or more once its weights exist."""
+    path = cfg.run_dir / HISTORY
+    done = len(json.loads(path.read_text())) if path.exists() else 0
+    return done if (cfg.run_dir / FINAL_WEIGHTS).exists() else min(done, cfg.max_epochs - 1)
+
+
+def _not_trained(cfg: Config, done: int) -> RunNotTrainedError:
+    from .__main__ import train_command
+
+    where = os.environ.get("REID_RUNS")
+    where = f"REID_RUNS={where!r}" if where else "REID_RUNS is not set, so runs/ under the working directory"
+    state = f"it has {done} of {cfg.max_epochs} epochs" if done else "there is no such run"
+    data = "Market-1501" if cfg.dataset == "market1501" else f"the synthetic {cfg.synthetic_preset!r} set"
+    return RunNotTrainedError(
+        f"run {cfg.name!r} is not trained: {state} in {cfg.run_dir} (cfg.output_dir; {where}). It is "
+        f"{cfg.max_epochs} epochs of a {cfg.backbone} on {data}, hours on a GPU, so a chapter does not start it on "
+        "its own. Train it with notebooks/market1501_on_colab.ipynb (every run of the book's market1501 profile, "
+        "resumable, on Colab), or chapter 5 for the B1 run, or in a shell: "
+        f"`{train_command(cfg)}`. Trained it on Colab already? Set REID_RUNS to the Drive folder that holds "
+        f"{cfg.name}/ (e.g. /content/drive/MyDrive/reid-book/runs) before the chapter's imports. To train here and "
+        "now, call trained_model(cfg, train_if_missing=True)."
+    )
+
+
+def check_trained(cfg: Config) -> None:
+    """Raise `RunNotTrainedError` unless the run of `cfg` has finished its `max_epochs`."""
+    done = epochs_trained(cfg)
+    if done < cfg.max_epochs:
+        raise _not_trained(cfg, done)
+
+
+def trained_model(cfg: Config, dataset: Market1501 | None = None, progress: bool = True,
+                  train_if_missing: bool | None = None) -> tuple[Baseline, list[dict]]:
     """The model of the run `cfg` names, and its history: loaded if it was trained, else trained now.
 
-    Later chapters call this so that they need not train again, yet still run on a fresh machine.
+    Later chapters call this so that they need not train again, yet still run on a fresh
+    machine. `train_if_missing`: None (default) trains or finishes the run only when that
+    takes minutes (`trains_in_minutes`: the synthetic set); a Market-1501-sized run that is
+    not finished raises `RunNotTrainedError` at once, naming where runs are looked for and
+    what trains it. True trains (or resumes) in any case; False never trains.
     """
+    if not (trains_in_minutes(cfg) if train_if_missing is None else train_if_missing):
+        check_trained(cfg)
     result = train(cfg, resume=True, dataset=dataset, progress=progress)
     return result.model, result.history
 

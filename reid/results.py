@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .config import Config
 from .data import load_dataset, make_dataloaders, make_validation_loader
 from .data.market1501 import Market1501
-from .engine import trained_model
+from .engine import check_trained, trained_model, trains_in_minutes
 from .evaluation import RankResult, evaluate_features, extract_features
 from .reranking import PAPER_SETTING, TINY_BASELINE_SETTING, evaluate_reranked, search_reranking
 from .utils import describe_device, get_device
@@ -112,7 +112,8 @@ def tuning_config(cfg: Config, hard_factor: float = HARD_FACTOR, identities: int
 
 
 def reproduce_table(cfg: Config, hard_factor: float = HARD_FACTOR, dataset: Market1501 | None = None,
-                    grid=None, progress: bool = True, tuning: Config | None = None) -> ResultsTable:
+                    grid=None, progress: bool = True, tuning: Config | None = None,
+                    train_if_missing: bool | None = None) -> ResultsTable:
     """Train (or load, if already trained) B1 = `cfg`, its HEM twin and the tuning model, and score the rows.
 
     `cfg` is the B1 recipe: `hard_factor` 0 and every training identity (`val_identities`
@@ -120,7 +121,8 @@ def reproduce_table(cfg: Config, hard_factor: float = HARD_FACTOR, dataset: Mark
     model's features without flipping, L2-normalised when `cfg.feat_norm`, with the paper's
     setting (20, 6, 0.3), with the one person-reid-tiny-baseline's code runs (30, 10, 0.2), and
     with the best point of `grid` (default: that project's 452 points) on the validation
-    identities of `tuning` (default: `tuning_config(cfg, hard_factor)`).
+    identities of `tuning` (default: `tuning_config(cfg, hard_factor)`). `train_if_missing` as in
+    `trained_model`: by default a Market-1501-sized run that is not trained stops the call.
     """
     if cfg.hard_factor != 0:
         raise ValueError(f"reproduce_table: cfg.hard_factor={cfg.hard_factor}, but cfg must be the B1 recipe "
@@ -132,11 +134,14 @@ def reproduce_table(cfg: Config, hard_factor: float = HARD_FACTOR, dataset: Mark
                          "re-ranking search holds identities out of a separate model, tuning_config)")
     cfg_hem = hem_config(cfg, hard_factor)
     tuning = tuning if tuning is not None else tuning_config(cfg, hard_factor)
+    runs = (cfg, cfg_hem, tuning)
+    for c in runs:  # all three before anything is loaded or trained: a missing third run stops the call at once
+        if not (trains_in_minutes(c) if train_if_missing is None else train_if_missing):
+            check_trained(c)
     dataset = dataset if dataset is not None else load_dataset(cfg, verbose=False)
     device = get_device(cfg.device)
-    b1, _ = trained_model(cfg, dataset=dataset, progress=progress)
-    hem, _ = trained_model(cfg_hem, dataset=dataset, progress=progress)
-    tuner, _ = trained_model(tuning, dataset=dataset, progress=progress)
+    b1, hem, tuner = (trained_model(c, dataset=dataset, progress=progress, train_if_missing=train_if_missing)[0]
+                      for c in runs)
     _, test_loader, nq, _ = make_dataloaders(cfg, dataset)
 
     def features(model, loader, flip):

@@ -255,3 +255,54 @@ def test_a_run_written_before_the_stem_setting_loads_with_the_stem_it_was_traine
     assert train(cfg, resume=True, progress=False).history  # same recipe: resumes (here: finished)
     with pytest.raises(ValueError, match="differ from the saved run: stem, train_data"):
         train(tiny(tiny_data, name="older", max_epochs=1, warmup_epochs=0), resume=True, progress=False)
+
+
+def test_a_long_run_that_is_not_trained_stops_at_once_and_says_what_trains_it(tmp_path, monkeypatch):
+    from reid.engine import RunNotTrainedError, trained_model
+    from reid.results import reproduce_table, tuning_config
+
+    monkeypatch.setenv("REID_RUNS", str(tmp_path / "drive-runs"))
+    cfg = Config.book("market1501", data_root=str(tmp_path / "no-data"))  # no dataset either: nothing may load it
+    started = time.perf_counter()
+    with pytest.raises(RunNotTrainedError) as err:
+        trained_model(tuning_config(cfg))
+    message = str(err.value)
+    assert time.perf_counter() - started < 1
+    assert "'market1501-book-hem-val' is not trained: there is no such run" in message
+    assert f"REID_RUNS={str(tmp_path / 'drive-runs')!r}" in message and "market1501_on_colab.ipynb" in message
+    assert ("python -m reid train --preset tiny_baseline --name market1501-book-hem-val --val-identities 100 "
+            "--hard-factor 0.2 --resume") in message
+    with pytest.raises(RunNotTrainedError, match="'market1501-book' is not trained"):
+        reproduce_table(cfg)  # before it loads the (absent) dataset
+    assert not (tmp_path / "drive-runs").exists()
+
+
+def test_a_quick_run_trains_on_demand_and_a_finished_one_loads_without_training(tiny_data):
+    from reid.engine import RunNotTrainedError, epochs_trained, trained_model
+
+    cfg = tiny(tiny_data, max_epochs=1, warmup_epochs=0, steps=(1,), eval_period=1)
+    with pytest.raises(RunNotTrainedError, match="there is no such run"):
+        trained_model(cfg, progress=False, train_if_missing=False)
+    model, history = trained_model(cfg, progress=False)  # the synthetic set: minutes at most, so it trains
+    assert len(history) == 1 == epochs_trained(cfg)
+    _, again = trained_model(cfg, progress=False, train_if_missing=False)
+    assert again == history
+    with pytest.raises(RunNotTrainedError, match="it has 1 of 2 epochs"):
+        trained_model(dataclasses.replace(cfg, max_epochs=2), progress=False, train_if_missing=False)
+
+
+@pytest.mark.parametrize("make", [lambda: Config.book("smoke", max_epochs=3, name="x"),
+                                  lambda: Config.tiny_baseline(hard_factor=0.2, val_identities=100, amp=False),
+                                  lambda: Config.market1501(steps=(30, 60), erasing_ratio=(0.3, 1 / 0.3), name="a b")])
+def test_the_train_command_in_the_message_rebuilds_the_config(make):
+    import argparse
+    import shlex
+
+    from reid.__main__ import add_config_options, config_from_args, train_command
+
+    cfg = make()
+    words = shlex.split(train_command(cfg))
+    assert words[:4] == ["python", "-m", "reid", "train"] and words[-1] == "--resume"
+    parser = argparse.ArgumentParser()
+    add_config_options(parser)
+    assert config_from_args(parser.parse_args(words[4:-1])) == cfg
