@@ -160,3 +160,14 @@ def test_carve_validation_holds_out_whole_identities():
     assert carve_validation(train, 3, seed=1) == (rest, query, gallery)  # reproducible
     with pytest.raises(ValueError, match="num_identities=10"):
         carve_validation(train, 10)
+
+
+def test_the_market1501_check_names_what_differs(tiny_root: Path):
+    from reid.data import MARKET1501_STATS
+
+    ds = Market1501(tiny_root, verbose=False)
+    assert ds.stats()["train"] == (24, 163, 4)
+    with pytest.raises(ValueError, match=r"not the complete Market-1501 .*train: \(24, 163, 4\) instead of \(751, 12936, 6\)"):
+        ds.check_market1501()
+    ds.stats = lambda: dict(MARKET1501_STATS)
+    ds.check_market1501()

@@ -45,3 +45,36 @@ def test_no_test_markers_in_what_readers_see():
             assert "NBVAL_" not in source, f"{nb.name}, cell {i}: use the nbval-ignore-output tag, not a comment"
             tags = cell.get("metadata", {}).get("tags", [])
             assert cell["cell_type"] == "code" or not tags, f"{nb.name}, cell {i}: a tag on a {cell['cell_type']} cell"
+
+
+def test_set_repository_points_every_link_at_a_fork(tmp_path):
+    """scripts/set_repository.py on a copy of the book: the setting and every place that installs from or opens it."""
+    import importlib.util
+    import json
+    import shutil
+
+    import yaml
+
+    for part in ("notebooks", "book"):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("_ext", "images"))
+    for name in ("_config.yml", "README.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    spec = importlib.util.spec_from_file_location("set_repository", ROOT / "scripts" / "set_repository.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    old = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].removeprefix("https://github.com/")
+    before = {p: json.loads(p.read_text()) for p in (tmp_path / "notebooks").glob("*.ipynb")}
+
+    changed = module.set_repository(tmp_path, "https://github.com/someone/my-reid-book")
+    assert yaml.safe_load((tmp_path / "_config.yml").read_text())["repository"]["url"] == \
+        "https://github.com/someone/my-reid-book"
+    assert module.named_slugs(tmp_path) == {"someone/my-reid-book"}
+    assert len({p for p in changed if p.suffix == ".ipynb"}) == len(before)
+    for path, nb in before.items():  # only the set-up cell's source changed: outputs are as stored
+        after = json.loads(path.read_text())
+        assert [c.get("outputs") for c in after["cells"]] == [c.get("outputs") for c in nb["cells"]]
+    for page in ("book/colab.md", "README.md"):
+        text = (tmp_path / page).read_text()
+        assert f"git+https://github.com/{old}" not in text and f"colab.research.google.com/github/{old}" not in text
+    assert "colab.research.google.com/github/someone/my-reid-book/blob/main/notebooks/" in (tmp_path / "README.md").read_text()
+    assert module.set_repository(tmp_path) == []  # agreeing files are left alone

@@ -5,6 +5,7 @@ from .loaders import (ImageDataset, dataset_root, load_dataset, make_dataloaders
                       seed_worker, shutdown_workers, training_records)
 from .market1501 import (
     MARKET1501_FOLDER,
+    MARKET1501_STATS,
     Market1501,
     MarketName,
     Record,
@@ -18,7 +19,7 @@ from .synthetic import SyntheticSpec, make_synthetic_market
 from .transforms import augmentation_steps, denormalize, test_transforms, train_transforms
 
 __all__ = [
-    "DownloadError", "ImageDataset", "MARKET1501_FOLDER", "Market1501", "MarketName", "RandomIdentitySampler", "Record",
+    "DownloadError", "ImageDataset", "MARKET1501_FOLDER", "MARKET1501_STATS", "Market1501", "MarketName", "RandomIdentitySampler", "Record",
     "SYNTHETIC_PRESETS", "SyntheticSpec", "augmentation_steps", "carve_validation", "dataset_root", "denormalize",
     "download_market1501", "fetch", "load_dataset", "make_dataloaders", "make_validation_loader", "make_synthetic_market", "parse_market_name",
     "read_image", "read_split", "safe_extract", "seed_worker", "shutdown_workers", "training_records", "test_transforms", "train_transforms",

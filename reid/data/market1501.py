@@ -139,6 +139,19 @@ class Market1501:
         rows.append(rule)
         return "\n".join(rows)
 
+    def stats(self) -> dict[str, tuple[int, int, int]]:
+        """(identities, images, cameras) of each split."""
+        return {name: split_stats(recs) for name, recs in (("train", self.train), ("query", self.query),
+                                                           ("gallery", self.gallery))}
+
+    def check_market1501(self) -> None:
+        """Raise unless the splits have the real Market-1501's statistics (`MARKET1501_STATS`)."""
+        wrong = [f"{name}: {got} instead of {MARKET1501_STATS[name]}" for name, got in self.stats().items()
+                 if got != MARKET1501_STATS[name]]
+        if wrong:
+            raise ValueError(f"{self.root} is not the complete Market-1501 v15.09.15 ((identities, images, cameras) "
+                             f"{'; '.join(wrong)}): delete the folder and download or unzip it again")
+
     def __repr__(self) -> str:
         return f"Market1501({str(self.root)!r})"
 
@@ -149,6 +162,8 @@ class Market1501:
 MARKET1501_FOLDER = "Market-1501-v15.09.15"
 # Files per folder in the official v15.09.15 release (junk and distractors included); checked after unpacking.
 MARKET1501_COUNTS = {"bounding_box_train": 12936, "query": 3368, "bounding_box_test": 19732}
+# (identities, images, cameras) per split as `Market1501` reads it (junk dropped): the table every re-id codebase prints.
+MARKET1501_STATS = {"train": (751, 12936, 6), "query": (750, 3368, 6), "gallery": (751, 15913, 6)}
 
 
 def carve_validation(train: list[Record], num_identities: int, seed: int = 0):
