@@ -197,10 +197,14 @@ def test_autocast_picks_bfloat16_only_where_the_gpu_has_it_natively(monkeypatch)
     from reid.evaluation import autocast_dtype
 
     cuda = torch.device("cuda")
-    # A T4: bfloat16 only by emulation (torch's default answer counts emulation as support).
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    monkeypatch.setattr(torch.version, "hip", None)
+    # A T4 (compute capability 7.5): bfloat16 only by emulation, slowly; float16 with a gradient scaler.
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     assert autocast_dtype(cuda) == torch.float16
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100, an H100
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))  # an A100; an H100 is 9.0
+    assert autocast_dtype(cuda) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    monkeypatch.setattr(torch.version, "hip", "6.2")  # AMD GPUs under ROCm have bfloat16
     assert autocast_dtype(cuda) == torch.bfloat16
     assert autocast_dtype(cuda, amp=False) is None and autocast_dtype(torch.device("cpu")) is None
 
