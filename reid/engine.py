@@ -168,6 +168,19 @@ def _check_finite(window: list[torch.Tensor], first_step: int, epoch: int, steps
         )
 
 
+def training_parts(cfg: Config, num_classes: int, device: torch.device):
+    """(model, loss, optimizer, center optimizer, autocast type, gradient scaler) of a run, on `device`.
+
+    The model, then the loss's class centers, are initialised from torch's global random
+    state, in that order; `train` and `measure_throughput` both start from here."""
+    model = Baseline.from_config(cfg, num_classes).to(device, memory_format=memory_format(cfg.channels_last, device))
+    loss_fn = make_loss(cfg, num_classes, model.in_planes).to(device)
+    optimizer, center_optimizer = make_optimizers(cfg, model, loss_fn, fused=device.type == "cuda")
+    amp_dtype = autocast_dtype(device, cfg.amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    return model, loss_fn, optimizer, center_optimizer, amp_dtype, scaler
+
+
 def train(cfg: Config, resume: bool = False, dataset: Market1501 | None = None, progress: bool = True) -> TrainResult:
     """Train the baseline of `cfg` and return the model and its history.
 
@@ -201,15 +214,8 @@ def train(cfg: Config, resume: bool = False, dataset: Market1501 | None = None, 
     dataset = dataset if dataset is not None else load_dataset(cfg, verbose=False)
     train_loader, test_loader, num_query, num_classes = make_dataloaders(cfg, dataset, ddp.rank, ddp.world_size)
     sampler = train_loader.batch_sampler
-    model = Baseline.from_config(cfg, num_classes)
-    loss_fn = make_loss(cfg, num_classes, model.in_planes)
-    fmt = memory_format(cfg.channels_last, device)
-    model.to(device, memory_format=fmt)
-    loss_fn.to(device)
-    optimizer, center_optimizer = make_optimizers(cfg, model, loss_fn, fused=device.type == "cuda")
+    model, loss_fn, optimizer, center_optimizer, amp_dtype, scaler = training_parts(cfg, num_classes, device)
     scheduler = make_scheduler(cfg, optimizer)
-    amp_dtype = autocast_dtype(device, cfg.amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     history: list[dict] = []
     start_epoch = 1
@@ -379,8 +385,11 @@ def _not_trained(cfg: Config, done: int) -> RunNotTrainedError:
     )
 
 
-def check_trained(cfg: Config) -> None:
-    """Raise `RunNotTrainedError` unless the run of `cfg` has finished its `max_epochs`."""
+def check_trained(cfg: Config, train_if_missing: bool | None = False) -> None:
+    """Raise `RunNotTrainedError` unless the run of `cfg` has finished its `max_epochs` or may be trained now:
+    `train_if_missing` True, or None and `trains_in_minutes(cfg)`."""
+    if trains_in_minutes(cfg) if train_if_missing is None else train_if_missing:
+        return
     done = epochs_trained(cfg)
     if done < cfg.max_epochs:
         raise _not_trained(cfg, done)
@@ -396,8 +405,7 @@ def trained_model(cfg: Config, dataset: Market1501 | None = None, progress: bool
     not finished raises `RunNotTrainedError` at once, naming where runs are looked for and
     what trains it. True trains (or resumes) in any case; False never trains.
     """
-    if not (trains_in_minutes(cfg) if train_if_missing is None else train_if_missing):
-        check_trained(cfg)
+    check_trained(cfg, train_if_missing)
     result = train(cfg, resume=True, dataset=dataset, progress=progress)
     return result.model, result.history
 
@@ -466,12 +474,7 @@ def measure_throughput(cfg: Config, steps: int = 20, warmup: int = 3, dataset: M
             sampler.set_epoch(epoch)
             yield from batches  # one pass of the sampler per epoch, as in training
 
-    fmt = memory_format(cfg.channels_last, device)
-    model = Baseline.from_config(cfg, num_classes).to(device, memory_format=fmt)
-    loss_fn = make_loss(cfg, num_classes, model.in_planes).to(device)
-    optimizer, center_optimizer = make_optimizers(cfg, model, loss_fn, fused=device.type == "cuda")
-    amp_dtype = autocast_dtype(device, cfg.amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    model, loss_fn, optimizer, center_optimizer, amp_dtype, scaler = training_parts(cfg, num_classes, device)
     train_model = torch.compile(model) if cfg.compile else model
     stream = epochs()
     try:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .config import Config
 from .data import load_dataset, make_dataloaders, make_validation_loader
 from .data.market1501 import Market1501
-from .engine import check_trained, trained_model, trains_in_minutes
+from .engine import check_trained, trained_model
 from .evaluation import RankResult, evaluate_features, extract_features
 from .reranking import PAPER_SETTING, TINY_BASELINE_SETTING, evaluate_reranked, search_reranking
 from .utils import describe_device, get_device
@@ -136,8 +136,7 @@ def reproduce_table(cfg: Config, hard_factor: float = HARD_FACTOR, dataset: Mark
     tuning = tuning if tuning is not None else tuning_config(cfg, hard_factor)
     runs = (cfg, cfg_hem, tuning)
     for c in runs:  # all three before anything is loaded or trained: a missing third run stops the call at once
-        if not (trains_in_minutes(c) if train_if_missing is None else train_if_missing):
-            check_trained(c)
+        check_trained(c, train_if_missing)
     dataset = dataset if dataset is not None else load_dataset(cfg, verbose=False)
     device = get_device(cfg.device)
     b1, hem, tuner = (trained_model(c, dataset=dataset, progress=progress, train_if_missing=train_if_missing)[0]
