@@ -4,6 +4,8 @@
     python -m reid train --preset market1501 --data-root ~/data # the paper's recipe, on a GPU
     python -m reid train --preset smoke --resume                # continue after an interruption
     python -m reid test --run runs/smoke                        # CMC / mAP / mINP, with and without flip
+    python -m reid search --run runs/smoke --gallery DIR --query IMG_OR_DIR --out hits.png   # or hits.html
+    python -m reid export --run runs/smoke --onnx smoke.onnx    # ONNX, checked against torch by onnxruntime
     torchrun --nproc_per_node=4 -m reid train --preset market1501   # 4 GPUs, DistributedDataParallel
 
 Every field of `reid.Config` is an option (`--max-epochs 60`, `--input-size 256 128`,
@@ -146,6 +148,76 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from .engine import CHECKPOINT, FINAL_WEIGHTS, load_model
+    from .search import Embedder, build_index, embed_files, find_images, search, weights_digest, write_results
+    from .utils import describe_device, get_device
+
+    device = get_device(args.device)
+    model, cfg = load_model(args.run, device, args.weights)
+    weights = Path(args.weights) if args.weights else Path(args.run) / FINAL_WEIGHTS
+    if not weights.exists():  # load_model fell back to the last checkpoint of an unfinished run
+        weights = Path(args.run) / CHECKPOINT
+    embedder = Embedder.of_run(model, cfg, None if args.flip is None else args.flip)
+    print(f"{args.run}: {cfg.backbone} at {cfg.input_size[0]}x{cfg.input_size[1]}, {cfg.distance} distance, "
+          f"on {describe_device(device)}")
+    index = build_index(embedder, cfg, args.gallery, weights_digest(weights), args.index, device, args.batch_size,
+                        args.num_workers)
+    print(index.summary())
+    queries, skipped = find_images(args.query, "--query")
+    feats, kept, bad = embed_files(embedder, queries, cfg, device, args.batch_size, 0, progress=len(queries) > 256,
+                                   desc="queries")
+    for s in skipped:
+        print(f"query skipped: {s.path} ({s.reason})")
+    for _, reason in bad:
+        print(f"query skipped: {reason}")
+    if not kept:
+        raise ValueError(f"no usable query image in {args.query}")
+    rerank = (cfg.rerank_k1, cfg.rerank_k2, cfg.rerank_lambda) if args.rerank else None
+    results = search(index, feats, [queries[i] for i in kept], cfg.distance, args.top_k, rerank, args.backend)
+    for r in results[:args.print]:
+        print(f"{r.path.name}:")
+        for h in r.hits:
+            mark = r.status(h)
+            print(f"  {h.rank:3d}  {h.distance:.4f}  {h.path}" + (f"  [{mark}]" if mark else ""))
+    if len(results) > args.print:
+        print(f"... {len(results) - args.print} more queries in {args.out}")
+    print(f"wrote {write_results(results, index.root, args.out)}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+    import torch.nn.functional as F
+
+    from .data.transforms import test_transforms
+    from .engine import load_model
+    from .export import export_onnx, onnx_features, onnx_session
+    from .search import Embedder, find_images, load_rgb
+
+    model, cfg = load_model(args.run, "cpu", args.weights)
+    out = export_onnx(model, cfg, args.onnx, args.flip)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out}.json (its preprocessing)")
+    if not args.check:
+        return 0
+    if args.check_images:
+        paths = find_images(args.check_images, "--check-images")[0][:64]
+        transform = test_transforms(cfg)
+        images = torch.stack([transform(load_rgb(p)) for p in paths])
+        what = f"{len(paths)} images of {args.check_images}"
+    else:
+        images = torch.randn(8, 3, *cfg.input_size, generator=torch.Generator().manual_seed(0))
+        what = "8 random inputs (--check-images DIR checks real ones)"
+    with torch.no_grad():
+        ref = F.normalize(Embedder.of_run(model, cfg, args.flip)(images), dim=1)
+    got = F.normalize(onnx_features(onnx_session(out), images), dim=1)
+    diff = float((ref - got).abs().max())
+    print(f"onnxruntime vs torch on {what}: largest difference of the L2-normalised features {diff:.1e}")
+    if diff > 1e-4:
+        raise ValueError(f"{out} disagrees with the torch model by {diff:.1e} (more than 1e-4): do not use it")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reid", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,10 +234,39 @@ def main(argv: list[str] | None = None) -> int:
     p_test.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     p_test.add_argument("--num-workers", type=int, default=2, help="data-loader worker processes")
     p_test.set_defaults(func=cmd_test)
+    p_search = sub.add_parser("search", help="find the people of query images in a folder of person crops")
+    p_search.add_argument("--run", type=Path, required=True, help="the run folder, e.g. runs/smoke")
+    p_search.add_argument("--gallery", type=Path, required=True, help="a folder of person images (any names, any depth)")
+    p_search.add_argument("--query", type=Path, required=True, help="an image, or a folder of them")
+    p_search.add_argument("--out", type=Path, required=True, help="FILE.png (contact sheet) or FILE.html")
+    p_search.add_argument("--top-k", type=int, default=10, help="results per query")
+    p_search.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking with the run's k1, k2, lambda")
+    p_search.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                          help="add the mirrored image's feature (default: the run's flip_feats)")
+    p_search.add_argument("--index", type=Path, default=None, help="index file (default: <gallery>.reid-index.pt)")
+    p_search.add_argument("--backend", choices=("auto", "torch", "faiss"), default="auto",
+                          help="nearest-neighbour search: torch (exact, chunked), faiss (exact, optional extra)")
+    p_search.add_argument("--weights", default=None, help="a weights file other than <run>/model.pth")
+    p_search.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
+    p_search.add_argument("--batch-size", type=int, default=128, help="images per batch when extracting features")
+    p_search.add_argument("--num-workers", type=int, default=2, help="data-loader worker processes for the gallery")
+    p_search.add_argument("--print", type=int, default=5, help="queries whose results are printed")
+    p_search.set_defaults(func=cmd_search)
+    p_export = sub.add_parser("export", help="export a trained run to ONNX (dynamic batch) and check it")
+    p_export.add_argument("--run", type=Path, required=True, help="the run folder, e.g. runs/smoke")
+    p_export.add_argument("--onnx", type=Path, required=True, help="the .onnx file to write")
+    p_export.add_argument("--weights", default=None, help="a weights file other than <run>/model.pth")
+    p_export.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                          help="include the mirrored image's feature (default: the run's flip_feats)")
+    p_export.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                          help="compare onnxruntime's features with torch's (needs onnxruntime)")
+    p_export.add_argument("--check-images", type=Path, default=None, help="a folder of images for the check")
+    p_export.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
+    from .engine import CheckpointError
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, ImportError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)  # a setting or a file to fix: say which, without a traceback
         return 2
 

@@ -71,6 +71,10 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint or weights file that exists but cannot be read."""
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint written by `save_checkpoint` with `weights_only=True` (no code is run)."""
     try:
@@ -78,7 +82,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise FileNotFoundError(f"no checkpoint at {path}: train first, or check cfg.output_dir and cfg.name") from None
     except Exception as err:
-        raise RuntimeError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); it is damaged or was "
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); it is damaged or was "
                            "not written by reid: delete it to start over") from None
 
 
@@ -424,6 +428,9 @@ def config_of_run(run_dir: str | os.PathLike) -> Config:
 
 def load_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu", weights: str | None = None) -> tuple[Baseline, Config]:
     """Rebuild a run's model from its config.json and load its final weights (weights_only)."""
+    if not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist: give the folder a training wrote "
+                                f"(<output_dir>/<name>, e.g. runs/smoke), which holds {CONFIG} and {FINAL_WEIGHTS}")
     cfg = config_of_run(run_dir)
     path = Path(weights) if weights else Path(run_dir) / FINAL_WEIGHTS
     if not path.exists():
@@ -431,11 +438,25 @@ def load_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu", w
         if weights is None and alt.exists():
             path = alt
         else:
-            raise FileNotFoundError(f"no weights at {path}: the run has not finished; resume it with --resume")
+            raise FileNotFoundError(f"no weights at {path}: the run {run_dir} has not finished (or its weights were "
+                                    f"moved); resume it with: python -m reid train --preset ... --resume")
     state = load_checkpoint(path)
     state = state["model"] if "model" in state and isinstance(state["model"], dict) else state
+    if not isinstance(state, dict) or "classifier.weight" not in state:
+        raise ValueError(f"{path} holds no reid model weights (no 'classifier.weight'): was it written by another "
+                         "code base? Give the model.pth of a run trained by reid")
     num_classes = state["classifier.weight"].shape[0]
     model = Baseline.from_config(dataclasses.replace(cfg, pretrained="none"), num_classes)
+    mine = model.state_dict()
+    missing = [k for k in mine if k not in state]
+    unexpected = [k for k in state if k not in mine]
+    shapes = [k for k in mine if k in state and state[k].shape != mine[k].shape]
+    if missing or unexpected or shapes:
+        first = (missing + unexpected + shapes)[0]
+        raise ValueError(f"{path} does not fit the {cfg.backbone} model of {Path(run_dir) / CONFIG}: "
+                         f"{len(missing)} tensors missing, {len(unexpected)} unexpected, {len(shapes)} of another "
+                         f"shape (e.g. {first!r}). The weights belong to another architecture: use them with the "
+                         "config.json they were trained with")
     model.load_state_dict(state)
     return model.to(device).eval(), cfg
 
