@@ -45,9 +45,13 @@ from .utils import atomic_write, memory_format
 INDEX_VERSION = 1
 MIN_SIDE = 8  # pixels: a smaller "image" cannot show a person
 INDEX_SUFFIX = ".reid-index.pt"
-# Gallery size from which `search` uses faiss when it is installed (backend="auto"): measured by
-# benchmarks/search_latency.py on the 2-core CPU, where torch's chunked top-k is as fast below it.
-FAISS_FROM = 200_000
+# When backend="auto" uses faiss (if installed), from benchmarks/search_latency.py on the 2-core CPU
+# (benchmarks/records/search_latency_2core_cpu.txt, 2048-d): in batches faiss's flat index saved 18-31 % of
+# torch's time per query (0.33 -> 0.27 ms at 10k, 3.7 -> 2.6 ms at 100k, 38 -> 26 ms at 1M), one query alone
+# took the same, and building the index (a copy of the features) took 0.8 s at 100k and 22 s at 1M. It pays
+# from about 800 queries at 100k (1,800 at 1M) on one build, or at once when the index is already built.
+FAISS_FROM = 100_000  # gallery images
+FAISS_MIN_QUERIES = 2_000  # queries in one call, when the faiss index is not built yet
 
 
 class BadImageError(ValueError):
@@ -258,6 +262,13 @@ class GalleryIndex:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def faiss(self, metric: str):
+        """A faiss index of the features for `metric`, built on first use and kept."""
+        cache = self.__dict__.setdefault("_faiss", {})
+        if metric not in cache:
+            cache[metric] = faiss_index(self.feats, metric, bool(self.settings.get("normalize")))
+        return cache[metric]
+
     def save(self, path: str | os.PathLike) -> None:
         state = {"paths": self.paths, "feats": self.feats, "stamps": torch.tensor(self.stamps, dtype=torch.int64),
                  "model_digest": self.model_digest, "settings": self.settings,
@@ -329,29 +340,38 @@ def build_index(embedder: Embedder, cfg: Config, gallery: str | os.PathLike, mod
 # --------------------------------------------------------------------------------------
 # Ranking
 # --------------------------------------------------------------------------------------
-def _distances(q: torch.Tensor, g: torch.Tensor, metric: str) -> torch.Tensor:
+def _distances(q: torch.Tensor, g: torch.Tensor, metric: str, normalized: bool) -> torch.Tensor:
     if metric == "cosine":
-        return 1.0 - F.normalize(q, dim=1) @ F.normalize(g, dim=1).T
+        if not normalized:
+            q, g = F.normalize(q, dim=1), F.normalize(g, dim=1)
+        return 1.0 - q @ g.T
     return (q.pow(2).sum(1, keepdim=True) + g.pow(2).sum(1) - 2.0 * q @ g.T).clamp_(min=0.0)
 
 
 @torch.no_grad()
 def topk_torch(query: torch.Tensor, gallery: torch.Tensor, k: int, metric: str = "cosine",
-               chunk_size: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
+               chunk_size: int = 65536, normalized: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The exact k nearest gallery features of each query: (distances, indices), each (nq, k), nearest first.
 
     The gallery is scanned in chunks of `chunk_size` rows (memory: nq x chunk_size), and
     each chunk's top-k is merged into the running one. `metric` as in
     `reid.evaluation.pairwise_distance`: "cosine" (1 - cos) or "euclidean" (squared).
+    `normalized=True` says both are L2-normalised already (an index of `Embedder`
+    features), which saves normalising the gallery on every call.
     """
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"metric={metric!r} is unknown; choose 'cosine' or 'euclidean'")
     k = min(k, len(gallery))
     q = query.float()
+    if metric == "cosine" and not normalized:
+        q = F.normalize(q, dim=1)
     best_d = torch.empty(len(q), 0)
     best_i = torch.empty(len(q), 0, dtype=torch.long)
     for start in range(0, len(gallery), chunk_size):
-        d = _distances(q, gallery[start:start + chunk_size].float(), metric)
+        g = gallery[start:start + chunk_size].float()
+        if metric == "cosine" and not normalized:
+            g = F.normalize(g, dim=1)
+        d = _distances(q, g, metric, normalized=True)
         top = torch.topk(d, min(k, d.shape[1]), dim=1, largest=False, sorted=True)
         cand_d = torch.cat([best_d, top.values], 1)
         cand_i = torch.cat([best_i, top.indices + start], 1)
@@ -368,23 +388,31 @@ def faiss_available() -> bool:
     return True
 
 
-def topk_faiss(query: torch.Tensor, gallery: torch.Tensor, k: int, metric: str = "cosine"):
-    """As `topk_torch`, with faiss's exact flat index (CPU): inner product for cosine, L2 for euclidean."""
+def faiss_index(gallery: torch.Tensor, metric: str = "cosine", normalized: bool = False):
+    """faiss's exact flat index (CPU) of the gallery: inner product of normalised features for cosine, L2 for
+    euclidean. Building it copies the features once; each search then scans them with BLAS."""
     try:
         import faiss
     except ImportError:
-        raise ImportError("faiss is not installed: pip install faiss-cpu (or use backend='torch')") from None
-    k = min(k, len(gallery))
-    q, g = query.float().contiguous().numpy(), gallery.float().contiguous().numpy()
-    if metric == "cosine":
-        q, g = F.normalize(query.float(), dim=1).numpy(), F.normalize(gallery.float(), dim=1).numpy()
-        index = faiss.IndexFlatIP(g.shape[1])
-    elif metric == "euclidean":
-        index = faiss.IndexFlatL2(g.shape[1])
-    else:
+        raise ImportError("faiss is not installed: pip install faiss-cpu (or \"reid[search]\"), or use the "
+                          "torch backend") from None
+    if metric not in ("cosine", "euclidean"):
         raise ValueError(f"metric={metric!r} is unknown; choose 'cosine' or 'euclidean'")
-    index.add(g)
-    d, i = index.search(q, k)
+    g = gallery.float()
+    if metric == "cosine" and not normalized:
+        g = F.normalize(g, dim=1)
+    index = faiss.IndexFlatIP(g.shape[1]) if metric == "cosine" else faiss.IndexFlatL2(g.shape[1])
+    index.add(g.contiguous().numpy())
+    return index
+
+
+def topk_faiss(query: torch.Tensor, gallery, k: int, metric: str = "cosine", normalized: bool = False):
+    """As `topk_torch`, with faiss; `gallery` is the features or an index from `faiss_index` (built once, reused)."""
+    index = gallery if not isinstance(gallery, torch.Tensor) else faiss_index(gallery, metric, normalized)
+    q = query.float()
+    if metric == "cosine" and not normalized:
+        q = F.normalize(q, dim=1)
+    d, i = index.search(q.contiguous().numpy(), min(k, index.ntotal))
     d = torch.from_numpy(d)
     return (1.0 - d if metric == "cosine" else d.clamp(min=0.0)), torch.from_numpy(i).long()
 
@@ -418,7 +446,7 @@ def search(index: GalleryIndex, query_feats: torch.Tensor, query_paths: list[Pat
            top_k: int = 10, rerank: tuple[int, int, float] | None = None, backend: str = "auto") -> list[QueryResult]:
     """Each query's top-k in the index. `rerank=(k1, k2, lambda)` re-ranks with k-reciprocal neighbours over the
     queries and the whole gallery (k1 is lowered to fit a small gallery); `backend` is "torch", "faiss" or "auto"
-    (faiss from FAISS_FROM gallery images when it is installed)."""
+    (faiss when it is installed and pays for its build: FAISS_FROM, FAISS_MIN_QUERIES)."""
     if top_k < 1:
         raise ValueError(f"top_k={top_k}: ask for at least one result")
     if rerank is not None:
@@ -434,11 +462,16 @@ def search(index: GalleryIndex, query_feats: torch.Tensor, query_paths: list[Pat
         dists, idx = torch.topk(dist, min(top_k, len(index)), dim=1, largest=False, sorted=True)
     else:
         if backend == "auto":
-            backend = "faiss" if len(index) >= FAISS_FROM and faiss_available() else "torch"
+            built = metric in index.__dict__.get("_faiss", {})
+            worth = len(index) >= FAISS_FROM and (built or len(query_feats) >= FAISS_MIN_QUERIES)
+            backend = "faiss" if worth and faiss_available() else "torch"
         if backend not in ("torch", "faiss"):
             raise ValueError(f"backend={backend!r} is unknown; choose 'torch', 'faiss' or 'auto'")
-        fn = topk_faiss if backend == "faiss" else topk_torch
-        dists, idx = fn(query_feats, index.feats, top_k, metric)
+        normalized = bool(index.settings.get("normalize"))
+        if backend == "faiss":
+            dists, idx = topk_faiss(query_feats, index.faiss(metric), top_k, metric, normalized)
+        else:
+            dists, idx = topk_torch(query_feats, index.feats, top_k, metric, normalized=normalized)
     results = []
     for qi, path in enumerate(query_paths):
         pid, camid = market_labels(path)

@@ -191,9 +191,19 @@ def test_chunked_top_k_and_faiss_agree_with_a_full_sort(metric):
     assert torch.equal(i, full.argsort(1)[:, :10])
     assert torch.allclose(d, full.gather(1, i), atol=1e-5)
     assert topk_torch(query, gallery[:4], 10, metric)[1].shape == (7, 4)  # fewer than k in the gallery
+    qn, gn = F.normalize(query, dim=1), F.normalize(gallery, dim=1)
+    if metric == "cosine":  # an index of normalised features skips normalising the gallery on every call
+        assert torch.equal(topk_torch(qn, gn, 10, metric, chunk_size=64, normalized=True)[1], i)
     pytest.importorskip("faiss")
     fd, fi = topk_faiss(query, gallery, 10, metric)
     assert torch.equal(fi, i) and torch.allclose(fd, d, atol=1e-4)
+    from reid.search import faiss_index
+    built = faiss_index(gn, metric, normalized=True)  # built once, searched again
+    assert torch.equal(topk_faiss(qn, built, 10, metric, normalized=True)[1], full_normalized_order(qn, gn, metric))
+
+
+def full_normalized_order(q, g, metric):
+    return pairwise_distance(q, g, metric).argsort(1)[:, :10]
 
 
 def test_contact_sheet_and_html_page(run, gallery, tiny_root, tmp_path):
