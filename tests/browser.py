@@ -67,6 +67,7 @@ class PageReport:
     external: list[str] = field(default_factory=list)  # requests to other hosts, failed on purpose
     images: list[dict] = field(default_factory=list)  # src, complete, natural and rendered size, inArticle
     links: list[str] = field(default_factory=list)  # absolute hrefs of every <a>
+    probe: object = None  # what the `probe` expression of `visit` returned
 
 
 class Chromium:
@@ -173,9 +174,11 @@ class Chromium:
 
     # --- a page -------------------------------------------------------------------------
     def visit(self, url: str, screenshot: Path | None = None, settle: float = 0.5,
-              scroll_to: str | None = None) -> PageReport:
+              scroll_to: str | None = None, probe: str | None = None) -> PageReport:
         """Load `url` in a new tab and report on it; save a screenshot of the viewport if asked, after
-        scrolling the first element matching the CSS selector `scroll_to` (if any) to the middle."""
+        scrolling the first element matching the CSS selector `scroll_to` (if any) to the middle.
+        `probe`, a JavaScript expression (a promise is awaited), runs last, as a reader would act
+        on the page; its value is `report.probe`."""
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         self.events.clear()
@@ -211,6 +214,8 @@ class Chromium:
                 data = self.send("Page.captureScreenshot", {"format": "png"}, session)["data"]
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 screenshot.write_bytes(base64.b64decode(data))
+            if probe is not None:
+                report.probe = self.evaluate(probe, session)
             self.pump(0.05)
             report.external = sorted({e["url"] for e in self.events if e["method"] == "external"})
             report.console_errors = self._errors(report.external)

@@ -4,7 +4,8 @@ The module builds the book once, from the chapters' stored outputs (nbval, in th
 `make test`, executes every chapter and checks those outputs; executing them twice would cost
 CI minutes); `REID_BOOK_EXECUTE=1` executes them as `make book` does. The browser test opens every page in headless Chromium (Debian's
 `chromium`, which `.ci/run` installs): no console errors, every image loads, every chapter shows
-its figures and its Colab button, no internal link or anchor is broken. Screenshots of the
+its figures and its Colab button, no internal link or anchor is broken; on every chapter the first
+exercise's solution is hidden until clicked and then shown, and chapter 8's results table is a table. Screenshots of the
 introduction and of chapter 8's results figure are saved under `_build/screenshots/`
 (or `$REID_SCREENSHOTS`).
 """
@@ -71,6 +72,21 @@ def test_book_builds_and_chapters_show_their_figures(html):
             assert target.is_file() and target.stat().st_size > 1000, f"{page.name}: broken image {src}"
 
 
+# What a reader does on a chapter page: count the tables of the article (with their header cells), and open the
+# first exercise's solution (a dropdown of sphinx-togglebutton), measuring its text before and after the click.
+READER = """(async () => {
+  const tables = Array.from(document.querySelectorAll('article table')).map(
+      t => Array.from(t.querySelectorAll('th')).map(th => th.textContent.trim()));
+  const box = document.querySelector('article div.admonition.dropdown');
+  if (!box) return {tables, solution: null};
+  const text = box.querySelector(':scope > :not(.admonition-title)');
+  const before = text.getBoundingClientRect().height;
+  (box.querySelector('button.toggle-button') || box.querySelector('.admonition-title')).click();
+  await new Promise(done => setTimeout(done, 800));
+  return {tables, solution: {before, after: text.getBoundingClientRect().height, words: text.innerText.length}};
+})()"""
+
+
 def anchors(page: Path) -> set[str]:
     return set(re.findall(r'\b(?:id|name)="([^"]+)"', page.read_text(errors="replace")))
 
@@ -92,7 +108,9 @@ def test_every_page_as_a_reader_sees_it(html):
     with StaticServer(html) as server, Chromium(exe) as browser:
         for page in pages:
             name, scroll_to = SCREENSHOTS.get(page, (None, None))
-            report = browser.visit(server.base + page, screenshot=shots / name if name else None, scroll_to=scroll_to)
+            chapter = page.startswith("notebooks/") and page.removeprefix("notebooks/")[:1].isdigit()
+            report = browser.visit(server.base + page, screenshot=shots / name if name else None, scroll_to=scroll_to,
+                                   probe=READER if chapter else None)
             where = page
             if not report.title or report.title.startswith("Error response"):
                 problems.append(f"{where}: did not load ({report.title!r})")
@@ -107,6 +125,15 @@ def test_every_page_as_a_reader_sees_it(html):
                     problems.append(f"{where}: shows no figure")
                 problems += [f"{where}: figure drawn at zero size: {i['src']}" for i in figures
                              if not (i["width"] > 0 and i["height"] > 0)]
+                if chapter:
+                    solution = report.probe["solution"]
+                    if not solution:
+                        problems.append(f"{where}: no exercise solution to open")
+                    elif not (solution["before"] == 0 and solution["after"] > 0 and solution["words"] > 20):
+                        problems.append(f"{where}: a solution is not hidden until clicked, then shown: {solution}")
+                if page == "notebooks/08_results.html" and not any(
+                        {"mAP", "Rank-1", "mINP", "published mAP"} <= set(t) for t in report.probe["tables"]):
+                    problems.append(f"{where}: the results table is not rendered as a table: {report.probe['tables']}")
                 expected = colab + page.removeprefix("notebooks/").replace(".html", ".ipynb")
                 if expected not in report.links:
                     problems.append(f"{where}: no Colab button to {expected}")

@@ -78,3 +78,33 @@ def test_set_repository_points_every_link_at_a_fork(tmp_path):
         assert f"git+https://github.com/{old}" not in text and f"colab.research.google.com/github/{old}" not in text
     assert "colab.research.google.com/github/someone/my-reid-book/blob/main/notebooks/" in (tmp_path / "README.md").read_text()
     assert module.set_repository(tmp_path) == []  # agreeing files are left alone
+
+
+def test_every_chapter_opens_sums_up_asks_exercises_cites_and_links():
+    """Each numbered chapter: an opening that says what it teaches and links what it builds on, a summary of at
+    least three points, at least three exercises each with a solution behind a toggle, a citation from
+    book/references.bib, and a link to another chapter."""
+    import json
+    import re
+
+    keys = set(re.findall(r"^@\w+\{([^,]+),", (ROOT / "book" / "references.bib").read_text(), flags=re.M))
+    chapters = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert len(chapters) >= 9
+    for nb in chapters:
+        cells = ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "markdown"]
+        opening, text = cells[0], "\n".join(cells)
+        assert opening.startswith(f"# {int(nb.name[:2])}. "), f"{nb.name}: the first cell is the chapter's title"
+        assert re.search(r"this chapter|you will", opening, flags=re.I), f"{nb.name}: the opening says what it teaches"
+        links = set(re.findall(r"\]\((\d\d_[a-z_]+\.ipynb)\)", text))
+        assert re.search(r"\]\(\d\d_[a-z_]+\.ipynb\)", opening), f"{nb.name}: the opening links other chapters"
+        assert links - {nb.name} and all((ROOT / "notebooks" / link).exists() for link in links), (nb.name, links)
+        summary = [c for c in cells if c.startswith("## Summary")]
+        assert len(summary) == 1 and len(re.findall(r"^\* ", summary[0], flags=re.M)) >= 3, f"{nb.name}: summary"
+        exercises = [c for c in cells if c.startswith("## Exercises")]
+        assert len(exercises) == 1 and cells.index(exercises[0]) == len(cells) - 1, f"{nb.name}: exercises, last"
+        asked = re.findall(r"^\*\*Exercise (\d+)\.\*\*", exercises[0], flags=re.M)
+        solved = re.findall(r"^```\{admonition\} Solution\n:class: dropdown\n\n\S", exercises[0], flags=re.M)
+        assert len(asked) >= 3 and asked == [str(i) for i in range(1, len(asked) + 1)], f"{nb.name}: {asked}"
+        assert len(solved) == len(asked), f"{nb.name}: {len(asked)} exercises, {len(solved)} solutions in a dropdown"
+        cited = {k.strip() for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text) for k in group.split(",")}
+        assert cited and cited <= keys, f"{nb.name}: citations {cited - keys or 'missing'}"
