@@ -133,6 +133,34 @@ def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 5
                       num_valid)
 
 
+def evaluate_rank_loop(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) -> RankResult:
+    """`evaluate_rank` written as most re-id code writes it: one query at a time, sort its gallery row, drop its
+    own camera's images of its person, walk the list. Slow (a full sort per query); for reading and checking.
+
+    On ties it keeps the gallery order (a stable sort), where `evaluate_rank` puts the true match first.
+    """
+    dist, q_pids, g_pids, q_camids, g_camids = (np.asarray(a) for a in _check_inputs(
+        distmat, q_pids, g_pids, q_camids, g_camids))
+    length = min(max_rank, dist.shape[1])
+    cmcs, aps, inps = [], [], []
+    for q in range(len(dist)):
+        order = np.argsort(dist[q], kind="stable")  # the gallery, nearest first
+        same_person = g_pids[order] == q_pids[q]
+        removed = same_person & (g_camids[order] == q_camids[q])  # same person, same camera: not scored
+        matches = same_person[~removed]  # True where the kept list has a true match
+        if not matches.any():
+            continue  # no true match left: the query is skipped
+        ranks = np.flatnonzero(matches) + 1  # 1-based ranks of the true matches
+        cmc = np.zeros(length)
+        cmc[ranks[0] - 1:] = 1.0  # found from the first match's rank on (nothing if it is past the curve)
+        cmcs.append(cmc)
+        aps.append(np.mean(np.arange(1, len(ranks) + 1) / ranks))  # precision at each true match
+        inps.append(len(ranks) / ranks[-1])  # matches / rank of the hardest one
+    if not cmcs:
+        raise ValueError("no query has a true match in the gallery from another camera: nothing to evaluate")
+    return RankResult(np.mean(cmcs, axis=0), float(np.mean(aps)), float(np.mean(inps)), len(cmcs))
+
+
 # --------------------------------------------------------------------------------------
 # Features and distances
 # --------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from collections import defaultdict
 from typing import Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
 
@@ -137,6 +138,49 @@ def pipeline_figure() -> plt.Figure:
     return fig
 
 
+def show_network(backbone: str = "ResNet50", feat_dim: int = 2048, map_size: tuple[int, int] = (16, 8),
+                 input_size: tuple[int, int] = (256, 128)) -> plt.Figure:
+    """The baseline's network as a diagram: what each loss sees (training) and which feature is compared (test)."""
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    ax.set_xlim(0, 11), ax.set_ylim(0, 3.6), ax.axis("off")
+
+    def box(x, y, w, h, text, colour, style="-"):
+        ax.add_patch(plt.Rectangle((x, y), w, h, facecolor=colour, alpha=0.2, edgecolor=colour, lw=1.5, ls=style))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
+        return (x, y, w, h)
+
+    def arrow(a, b, label="", style="-", colour="0.25", at=(0.0, 0.0)):
+        ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="->", lw=1.3, color=colour, ls=style))
+        if label:
+            ax.text((a[0] + b[0]) / 2 + at[0], (a[1] + b[1]) / 2 + at[1], label, ha="center", va="center",
+                    fontsize=7, color="0.3")
+
+    net, loss, test = "tab:blue", "tab:red", "tab:green"
+    box(0.1, 1.6, 1.1, 0.8, f"image\n3 x {input_size[0]} x {input_size[1]}", "0.5")
+    box(1.6, 1.5, 1.7, 1.0, f"{backbone}\nstem, layer1-4\nlast stride 1", net)
+    box(3.7, 1.6, 1.0, 0.8, "global avg.\npooling", net)
+    box(5.1, 1.6, 1.1, 0.8, f"feat\n{feat_dim}", net)
+    box(6.6, 1.6, 1.2, 0.8, "BNNeck\nBatchNorm1d\n(bias frozen)", net)
+    box(8.2, 1.6, 1.1, 0.8, f"bn_feat\n{feat_dim}", net)
+    box(9.6, 1.6, 1.3, 0.8, "classifier\nno bias\n(or ArcFace)", net)
+    box(4.6, 2.9, 2.1, 0.6, "triplet loss (+ HEM)\ncenter loss", loss)
+    box(9.6, 2.9, 1.3, 0.6, "ID loss\n(label smoothing)", loss)
+    box(7.6, 0.15, 2.6, 0.7, "test: L2-normalise, flip,\ncosine distance, re-ranking", test, "--")
+    arrow((1.2, 2.0), (1.6, 2.0))
+    arrow((3.3, 2.0), (3.7, 2.0), f"map {feat_dim} x {map_size[0]} x {map_size[1]}", at=(0.35, -0.75))
+    arrow((4.7, 2.0), (5.1, 2.0))
+    arrow((6.2, 2.0), (6.6, 2.0))
+    arrow((7.8, 2.0), (8.2, 2.0))
+    arrow((9.3, 2.0), (9.6, 2.0))
+    arrow((5.65, 2.4), (5.65, 2.9), colour=loss)
+    arrow((10.25, 2.4), (10.25, 2.9), "logits", colour=loss, at=(0.3, 0.0))
+    arrow((8.75, 1.6), (8.75, 0.85), style="--", colour=test)
+    ax.text(0.1, 3.35, "training: red, the losses and the feature each one sees", fontsize=8, color=loss)
+    ax.text(0.1, 0.5, "test (neck_feat = \"after\"): green, dashed", fontsize=8, color=test)
+    fig.tight_layout()
+    return fig
+
+
 def show_bnneck(feat_before: torch.Tensor, feat_after: torch.Tensor) -> plt.Figure:
     """What the BNNeck does to a batch of features: their values, and the cosine between pairs."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 2.8))
@@ -153,13 +197,14 @@ def show_bnneck(feat_before: torch.Tensor, feat_after: torch.Tensor) -> plt.Figu
 
 
 def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> plt.Figure:
-    """One panel per loss: the 2-D test embedding, coloured by class."""
+    """One panel per loss: the 2-D test embedding, coloured by class, on equal axes with their scale."""
     fig, axes = plt.subplots(1, len(results), figsize=(2.6 * len(results), 2.8), squeeze=False)
     for ax, (name, (emb, labels)) in zip(axes[0], results.items()):
         ax.scatter(emb[:, 0].numpy(), emb[:, 1].numpy(), c=labels.numpy(), cmap="tab10", s=5, vmin=0, vmax=9)
         ax.axhline(0, color="0.85", lw=0.8, zorder=0), ax.axvline(0, color="0.85", lw=0.8, zorder=0)
         ax.set_title(name, fontsize=10)
-        ax.set_xticks([]), ax.set_yticks([])
+        ax.tick_params(labelsize=7)  # the scale: distances (and the triplet margin) can be read off the axes
+        ax.grid(alpha=0.25, lw=0.5)
         ax.set_aspect("equal", adjustable="datalim")
     fig.tight_layout()
     return fig
@@ -269,13 +314,18 @@ def show_cmc(results: dict, max_rank: int = 20) -> plt.Figure:
         ax.plot(np.arange(1, n + 1), 100 * np.asarray(res.cmc[:n]), marker="o", ms=3,
                 label=f"{name} (mAP {100 * res.mAP:.1f})")
     ax.set_xlabel("rank k"), ax.set_ylabel("CMC@k (%)"), ax.set_title("cumulative matching characteristic", fontsize=10)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # ranks are whole numbers
     ax.grid(alpha=0.3), ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def show_distance_histograms(distmat, q_pids, g_pids, q_camids, g_camids, title: str = "") -> plt.Figure:
-    """Distances of true matches (same person, another camera) against all other pairs."""
+    """Distances of true matches (same person, another camera) against all other pairs.
+
+    Both histograms are densities (each has area 1), so that a few thousand true matches and
+    hundreds of thousands of other pairs can be compared on one axis; the legend gives the counts.
+    """
     d = np.asarray(distmat, dtype=np.float64)
     same = np.asarray(q_pids)[:, None] == np.asarray(g_pids)[None, :]
     same_cam = np.asarray(q_camids)[:, None] == np.asarray(g_camids)[None, :]
@@ -284,7 +334,7 @@ def show_distance_histograms(distmat, q_pids, g_pids, q_camids, g_camids, title:
     bins = np.linspace(min(pos.min(), neg.min()), max(pos.max(), neg.max()), 60)
     ax.hist(neg, bins=bins, density=True, alpha=0.6, color="tab:red", label=f"other people ({len(neg):,} pairs)")
     ax.hist(pos, bins=bins, density=True, alpha=0.6, color="tab:green", label=f"true matches ({len(pos):,} pairs)")
-    ax.set_xlabel("distance"), ax.set_ylabel("density"), ax.legend(fontsize=8)
+    ax.set_xlabel("distance"), ax.set_ylabel("share of pairs per unit of distance"), ax.legend(fontsize=8)
     ax.set_title(title or "query-gallery distances", fontsize=10)
     fig.tight_layout()
     return fig
@@ -294,7 +344,7 @@ def show_search_heatmap(result, metric: str = "mAP") -> plt.Figure:
     """The search grid as heatmaps of `metric` over (k1, k2), one panel per lambda; the best point circled."""
     lambdas = sorted({r["lambda"] for r in result.rows})
     k1s, k2s = sorted({r["k1"] for r in result.rows}), sorted({r["k2"] for r in result.rows})
-    fig, axes = plt.subplots(1, len(lambdas), figsize=(3.2 * len(lambdas), 3.2), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(lambdas), figsize=(3.9 * len(lambdas), 3.9), squeeze=False, sharey=True)
     values = [100 * r[metric] for r in result.rows]
     vmin, vmax = min(values), max(values)
     for ax, lam in zip(axes[0], lambdas):
@@ -303,11 +353,11 @@ def show_search_heatmap(result, metric: str = "mAP") -> plt.Figure:
             if r["lambda"] == lam:
                 grid[k2s.index(r["k2"]), k1s.index(r["k1"])] = 100 * r[metric]
         im = ax.imshow(grid, origin="lower", cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
-        ax.set_xticks(range(len(k1s)), k1s, fontsize=6, rotation=90), ax.set_yticks(range(len(k2s)), k2s, fontsize=6)
-        ax.set_xlabel("k1"), ax.set_title(f"λ = {lam}", fontsize=9)
+        ax.set_xticks(range(len(k1s)), k1s, fontsize=8, rotation=90), ax.set_yticks(range(len(k2s)), k2s, fontsize=8)
+        ax.set_xlabel("k1", fontsize=10), ax.set_title(f"λ = {lam}", fontsize=11)
         if result.best["lambda"] == lam:
             ax.plot(k1s.index(result.best["k1"]), k2s.index(result.best["k2"]), "o", mfc="none", mec="red", ms=10)
-    axes[0, 0].set_ylabel("k2")
+    axes[0, 0].set_ylabel("k2", fontsize=10)
     fig.colorbar(im, ax=axes[0].tolist(), label=f"{metric} (%)", shrink=0.8)
     return fig
 

@@ -257,3 +257,23 @@ def test_minp_can_exceed_map():
     res = evaluate_rank(dist, [1], g_pids, [0], np.ones(51, dtype=int))
     assert res.mAP == pytest.approx((1 / 50 + 2 / 51) / 2) and res.mINP == pytest.approx(2 / 51)
     assert res.mINP > res.mAP
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_plain_loop_of_chapter_6_gives_the_vectorised_scores(seed):
+    from reid.evaluation import evaluate_rank_loop
+
+    rng = np.random.default_rng(2000 + seed)
+    nq, ng, n_ids = int(rng.integers(5, 60)), int(rng.integers(5, 120)), int(rng.integers(2, 20))
+    problem = random_problem(seed, nq, ng, n_ids)
+    max_rank = int(rng.choice([1, 5, 50, 200]))
+    try:
+        fast = evaluate_rank(*problem, max_rank=max_rank)
+    except ValueError:
+        with pytest.raises(ValueError, match="no query has a true match"):
+            evaluate_rank_loop(*problem, max_rank=max_rank)
+        return
+    slow = evaluate_rank_loop(*problem, max_rank=max_rank)
+    assert slow.num_valid == fast.num_valid
+    np.testing.assert_allclose(slow.cmc, fast.cmc, atol=1e-12)
+    assert slow.mAP == pytest.approx(fast.mAP, abs=1e-12) and slow.mINP == pytest.approx(fast.mINP, abs=1e-12)

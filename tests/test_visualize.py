@@ -11,7 +11,7 @@ from reid import Config  # noqa: E402
 from reid.data import Market1501  # noqa: E402
 from reid.visualize import (pipeline_figure, show_augmentations, show_batch, show_bnneck,  # noqa: E402
                             show_dataset_overview, show_hem_distributions, show_identity, show_mined_pairs,
-                            show_history, show_schedule, show_toy_embeddings)
+                            show_history, show_network, show_schedule, show_toy_embeddings)
 
 
 def _axes(fig):
@@ -42,6 +42,10 @@ def test_model_and_loss_figures():
     assert _axes(show_mined_pairs(torch.randn(8, 3, 64, 32), idx % 4, idx, idx, d_ap, d_an, cfg, [0, 1])) == 6
     assert _axes(show_hem_distributions(d_ap, d_an, (0.0, 0.2))) == 2
     assert _axes(pipeline_figure()) == 1
+    net = show_network("ResNet18", 512, (4, 2), (64, 32))
+    words = " ".join(t.get_text() for t in net.axes[0].texts)
+    assert all(w in words for w in ("ResNet18", "feat\n512", "bn_feat", "triplet", "ID loss", "test")), words
+    plt.close(net)
 
 
 def test_training_figures():
