@@ -5,7 +5,7 @@
    100 queries, per query, with `reid.search.topk_torch` (chunked matrix products) and
    with faiss's exact flat index (`reid.search.faiss_index`, built once; its build time
    is printed). Both must return the same lists.
-2. Features: `reid.search.Embedder` in torch and the same graph exported to ONNX and run by
+2. Features: `reid.evaluation.Embedder` in torch and the same graph exported to ONNX and run by
    onnxruntime, per image on the CPU, for ResNet50 at 256x128 (the paper's model) and
    ResNet18 at 64x32 (the book's smoke model), batches of 1 and 32. Random weights: the
    time does not depend on them.

@@ -149,15 +149,13 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .engine import CHECKPOINT, FINAL_WEIGHTS, load_model
+    from .engine import load_model, weights_path
     from .search import Embedder, build_index, embed_files, find_images, search, weights_digest, write_results
     from .utils import describe_device, get_device
 
     device = get_device(args.device)
     model, cfg = load_model(args.run, device, args.weights)
-    weights = Path(args.weights) if args.weights else Path(args.run) / FINAL_WEIGHTS
-    if not weights.exists():  # load_model fell back to the last checkpoint of an unfinished run
-        weights = Path(args.run) / CHECKPOINT
+    weights = weights_path(args.run, args.weights)  # the file load_model read
     embedder = Embedder.of_run(model, cfg, None if args.flip is None else args.flip)
     print(f"{args.run}: {cfg.backbone} at {cfg.input_size[0]}x{cfg.input_size[1]}, {cfg.distance} distance, "
           f"on {describe_device(device)}")

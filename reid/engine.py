@@ -426,20 +426,26 @@ def config_of_run(run_dir: str | os.PathLike) -> Config:
     return Config(**values)
 
 
+def weights_path(run_dir: str | os.PathLike, weights: str | os.PathLike | None = None) -> Path:
+    """The file `load_model` loads: `weights` if given, else the run's final weights, else (a run that has not
+    finished) its last checkpoint."""
+    path = Path(weights) if weights else Path(run_dir) / FINAL_WEIGHTS
+    if not path.exists():
+        alt = Path(run_dir) / CHECKPOINT
+        if weights is None and alt.exists():
+            return alt
+        raise FileNotFoundError(f"no weights at {path}: the run {run_dir} has not finished (or its weights were "
+                                f"moved); resume it with: python -m reid train --preset ... --resume")
+    return path
+
+
 def load_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu", weights: str | None = None) -> tuple[Baseline, Config]:
     """Rebuild a run's model from its config.json and load its final weights (weights_only)."""
     if not Path(run_dir).is_dir():
         raise FileNotFoundError(f"run folder {run_dir} does not exist: give the folder a training wrote "
                                 f"(<output_dir>/<name>, e.g. runs/smoke), which holds {CONFIG} and {FINAL_WEIGHTS}")
     cfg = config_of_run(run_dir)
-    path = Path(weights) if weights else Path(run_dir) / FINAL_WEIGHTS
-    if not path.exists():
-        alt = Path(run_dir) / CHECKPOINT
-        if weights is None and alt.exists():
-            path = alt
-        else:
-            raise FileNotFoundError(f"no weights at {path}: the run {run_dir} has not finished (or its weights were "
-                                    f"moved); resume it with: python -m reid train --preset ... --resume")
+    path = weights_path(run_dir, weights)
     state = load_checkpoint(path)
     state = state["model"] if "model" in state and isinstance(state["model"], dict) else state
     if not isinstance(state, dict) or "classifier.weight" not in state:

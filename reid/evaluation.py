@@ -173,6 +173,30 @@ def autocast_dtype(device: torch.device, amp: bool = True) -> torch.dtype | None
     return torch.bfloat16 if native else torch.float16
 
 
+class Embedder(nn.Module):
+    """A run's model as it is tested: images (B, 3, H, W), normalised -> features (B, d).
+
+    With `flip` the feature of the mirrored image is added (`cfg.flip_feats`); with
+    `normalize` the result is L2-normalised (`cfg.feat_norm`), so that cosine distance is
+    1 - q.g. `extract_features` runs it, and so do `reid.search.build_index` and the ONNX export
+    (`reid.export`), so that all three give the same features.
+    """
+
+    def __init__(self, model: nn.Module, flip: bool, normalize: bool):
+        super().__init__()
+        self.model, self.flip, self.normalize = model.eval(), flip, normalize
+
+    @classmethod
+    def of_run(cls, model: nn.Module, cfg, flip: bool | None = None) -> "Embedder":
+        return cls(model, cfg.flip_feats if flip is None else flip, cfg.feat_norm)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        feat = self.model(images).float()
+        if self.flip:
+            feat = feat + self.model(torch.flip(images, dims=[3])).float()
+        return F.normalize(feat, dim=1) if self.normalize else feat
+
+
 @torch.inference_mode()
 def extract_features(model: nn.Module, loader, device: torch.device | str = "cpu", flip: bool = False,
                      amp: bool = False, channels_last: bool = True, progress: bool = False):
@@ -186,7 +210,7 @@ def extract_features(model: nn.Module, loader, device: torch.device | str = "cpu
     device = torch.device(device)
     dtype = autocast_dtype(device, amp)
     was_training = model.training
-    model.eval()
+    embedder = Embedder(model, flip, normalize=False)  # puts the model in eval mode
     feats, pids, camids = [], [], []
     fmt = memory_format(channels_last, device)
     # tqdm gets an iterator, not the loader: in Jupyter, tqdm.auto makes an iterator of its own from a
@@ -195,9 +219,7 @@ def extract_features(model: nn.Module, loader, device: torch.device | str = "cpu
     for images, pid, camid, _ in batches:
         images = images.to(device, non_blocking=True, memory_format=fmt)
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            feat = model(images).float()  # (B, d)
-            if flip:
-                feat = feat + model(torch.flip(images, dims=[3])).float()
+            feat = embedder(images)  # (B, d), float32
         feats.append(feat.cpu())
         pids.append(torch.as_tensor(pid))
         camids.append(torch.as_tensor(camid))

@@ -2,7 +2,7 @@
 
     python -m reid export --run runs/smoke --onnx smoke.onnx
 
-The graph is `reid.search.Embedder`: the run's model as it is tested (flipped features
+The graph is `reid.evaluation.Embedder`: the run's model as it is tested (flipped features
 added when the run's `flip_feats` is set, L2-normalised when `feat_norm` is), so that
 `1 - a.b` of two outputs is the book's cosine distance. Input "images": float32
 (batch, 3, H, W), RGB, resized to the run's input size and normalised with its mean and
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .config import Config
-from .search import Embedder
+from .evaluation import Embedder
 from .utils import atomic_write
 
 OPSET = 18

@@ -5,7 +5,7 @@
 1. `find_images` lists every file under the gallery folder (any names, any depth) and opens
    each lazily; files that are not images, are corrupt or too small are *skipped and
    named*, never a crash half-way through an index.
-2. `Embedder` wraps the model the way the run is tested (flipped features added, L2
+2. `Embedder` (`reid.evaluation`) wraps the model the way the run is tested (flipped features added, L2
    normalised when the run's `feat_norm` is set); the same module is exported to ONNX
    (`reid.export`), so the index and the exported model agree.
 3. `build_index` extracts every gallery feature in batches on the best device, with a
@@ -34,12 +34,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
-from torch import nn
 from tqdm.auto import tqdm
 
 from .config import Config
 from .data.market1501 import NAME_RE
 from .data.transforms import test_transforms
+from .evaluation import Embedder, autocast_dtype, pairwise_distance
 from .utils import atomic_write, memory_format
 
 INDEX_VERSION = 1
@@ -168,29 +168,6 @@ def _collate(items):
 # --------------------------------------------------------------------------------------
 # Features
 # --------------------------------------------------------------------------------------
-class Embedder(nn.Module):
-    """A run's model as it is tested: images (B, 3, H, W), normalised -> features (B, d).
-
-    With `flip` the feature of the mirrored image is added (`cfg.flip_feats`); with
-    `normalize` the result is L2-normalised (`cfg.feat_norm`), so that cosine distance is
-    1 - q.g. This module is what `build_index` runs and what `reid.export` writes to ONNX.
-    """
-
-    def __init__(self, model: nn.Module, flip: bool, normalize: bool):
-        super().__init__()
-        self.model, self.flip, self.normalize = model.eval(), flip, normalize
-
-    @classmethod
-    def of_run(cls, model: nn.Module, cfg: Config, flip: bool | None = None) -> "Embedder":
-        return cls(model, cfg.flip_feats if flip is None else flip, cfg.feat_norm)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        feat = self.model(images).float()
-        if self.flip:
-            feat = feat + self.model(torch.flip(images, dims=[3])).float()
-        return F.normalize(feat, dim=1) if self.normalize else feat
-
-
 def weights_digest(path: str | os.PathLike) -> str:
     """SHA-256 of a weights file (the index is rebuilt when the model changes)."""
     h = hashlib.sha256()
@@ -209,7 +186,6 @@ def embed_files(embedder: Embedder, paths: list[Path], cfg: Config, device: torc
     loader = torch.utils.data.DataLoader(_Images(paths, cfg), batch_size=batch_size, num_workers=num_workers,
                                          collate_fn=_collate, pin_memory=device.type == "cuda")
     fmt = memory_format(cfg.channels_last, device)
-    from .evaluation import autocast_dtype
     dtype = autocast_dtype(device, cfg.eval_amp)
     feats, kept, bad = [], [], []
     for images, idx, failed in tqdm(iter(loader), total=len(loader), desc=desc, leave=False, disable=not progress):
@@ -254,6 +230,7 @@ class GalleryIndex:
     reused: int = 0  # features taken from the previous index file on this build
     pids: np.ndarray = field(init=False)
     camids: np.ndarray = field(init=False)
+    faiss_indexes: dict = field(init=False, default_factory=dict, repr=False)  # metric -> faiss index, built on use
 
     def __post_init__(self):
         labels = np.array([market_labels(p) for p in self.paths], dtype=np.int64).reshape(-1, 2)
@@ -264,10 +241,9 @@ class GalleryIndex:
 
     def faiss(self, metric: str):
         """A faiss index of the features for `metric`, built on first use and kept."""
-        cache = self.__dict__.setdefault("_faiss", {})
-        if metric not in cache:
-            cache[metric] = faiss_index(self.feats, metric, bool(self.settings.get("normalize")))
-        return cache[metric]
+        if metric not in self.faiss_indexes:
+            self.faiss_indexes[metric] = faiss_index(self.feats, metric, bool(self.settings.get("normalize")))
+        return self.faiss_indexes[metric]
 
     def save(self, path: str | os.PathLike) -> None:
         state = {"paths": self.paths, "feats": self.feats, "stamps": torch.tensor(self.stamps, dtype=torch.int64),
@@ -310,7 +286,7 @@ def build_index(embedder: Embedder, cfg: Config, gallery: str | os.PathLike, mod
     rel = [p.relative_to(root).as_posix() for p in images]
     stamps = [_stamp(p) for p in images]
     settings = index_settings(cfg, embedder.flip)
-    old = {}
+    old, old_feats = {}, None  # (path, stamp) -> row of the previous index's features, when they still hold
     if index_path.exists():
         try:
             prev = GalleryIndex.load(index_path, root)
@@ -340,14 +316,6 @@ def build_index(embedder: Embedder, cfg: Config, gallery: str | os.PathLike, mod
 # --------------------------------------------------------------------------------------
 # Ranking
 # --------------------------------------------------------------------------------------
-def _distances(q: torch.Tensor, g: torch.Tensor, metric: str, normalized: bool) -> torch.Tensor:
-    if metric == "cosine":
-        if not normalized:
-            q, g = F.normalize(q, dim=1), F.normalize(g, dim=1)
-        return 1.0 - q @ g.T
-    return (q.pow(2).sum(1, keepdim=True) + g.pow(2).sum(1) - 2.0 * q @ g.T).clamp_(min=0.0)
-
-
 @torch.no_grad()
 def topk_torch(query: torch.Tensor, gallery: torch.Tensor, k: int, metric: str = "cosine",
                chunk_size: int = 65536, normalized: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -371,7 +339,7 @@ def topk_torch(query: torch.Tensor, gallery: torch.Tensor, k: int, metric: str =
         g = gallery[start:start + chunk_size].float()
         if metric == "cosine" and not normalized:
             g = F.normalize(g, dim=1)
-        d = _distances(q, g, metric, normalized=True)
+        d = 1.0 - q @ g.T if metric == "cosine" else pairwise_distance(q, g, "euclidean")  # q, g normalised for cosine
         top = torch.topk(d, min(k, d.shape[1]), dim=1, largest=False, sorted=True)
         cand_d = torch.cat([best_d, top.values], 1)
         cand_i = torch.cat([best_i, top.indices + start], 1)
@@ -462,7 +430,7 @@ def search(index: GalleryIndex, query_feats: torch.Tensor, query_paths: list[Pat
         dists, idx = torch.topk(dist, min(top_k, len(index)), dim=1, largest=False, sorted=True)
     else:
         if backend == "auto":
-            built = metric in index.__dict__.get("_faiss", {})
+            built = metric in index.faiss_indexes
             worth = len(index) >= FAISS_FROM and (built or len(query_feats) >= FAISS_MIN_QUERIES)
             backend = "faiss" if worth and faiss_available() else "torch"
         if backend not in ("torch", "faiss"):

@@ -15,7 +15,7 @@ from PIL import Image
 
 from reid import Config
 from reid.data.transforms import test_transforms
-from reid.engine import CONFIG, FINAL_WEIGHTS, CheckpointError, load_model, save_json, train
+from reid.engine import CONFIG, FINAL_WEIGHTS, CheckpointError, load_model, train
 from reid.evaluation import pairwise_distance
 from reid.model import Baseline
 from reid.search import (BadImageError, Embedder, build_index, embed_files, find_images, html_page, index_path_for,
@@ -199,11 +199,8 @@ def test_chunked_top_k_and_faiss_agree_with_a_full_sort(metric):
     assert torch.equal(fi, i) and torch.allclose(fd, d, atol=1e-4)
     from reid.search import faiss_index
     built = faiss_index(gn, metric, normalized=True)  # built once, searched again
-    assert torch.equal(topk_faiss(qn, built, 10, metric, normalized=True)[1], full_normalized_order(qn, gn, metric))
-
-
-def full_normalized_order(q, g, metric):
-    return pairwise_distance(q, g, metric).argsort(1)[:, :10]
+    assert torch.equal(topk_faiss(qn, built, 10, metric, normalized=True)[1],
+                       pairwise_distance(qn, gn, metric).argsort(1)[:, :10])
 
 
 def test_contact_sheet_and_html_page(run, gallery, tiny_root, tmp_path):
