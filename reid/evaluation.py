@@ -8,7 +8,8 @@ true match left is skipped. Then
 * CMC@k is 1 if a true match is among the first k results (averaged over queries);
 * AP is the mean of the precision at the rank of each true match (average precision);
 * INP is (number of true matches) / (rank of the last, hardest true match) (Ye et al.,
-  TPAMI 2021): how much of the list a user must inspect to find them all.
+  TPAMI 2021): the share of true matches among the images a user inspects until all of
+  them are found (1 when they are all at the top; higher is better). mINP is its mean.
 """
 
 from __future__ import annotations
@@ -62,37 +63,71 @@ def _check_inputs(distmat, q_pids, g_pids, q_camids, g_camids):
 
 
 def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, ap_rule: str = "python",
-                  chunk_size: int = 256, device: torch.device | str | None = None) -> RankResult:
+                  chunk_size: int = 256, device: torch.device | str | None = None,
+                  compiled: bool | None = None) -> RankResult:
     """CMC (length min(max_rank, num_gallery)), mAP and mINP under the Market-1501 protocol.
 
-    Vectorised: no sort of the gallery. For each query, the distances of its k true matches
-    are sorted (k is small), every other kept gallery image falls into one of the k + 1
-    intervals between them (`searchsorted`), and a cumulative count of each interval gives
-    the rank of every true match, all in query chunks on `device` (the distances' device by
-    default). Identical to a per-query sort on inputs without ties; with ties, a true match
-    is ranked before an impostor at the same distance.
+    No sort of the gallery (`rank_statistics`): for each query only the ranks of its true
+    matches are needed, and the rank of a match is the number of kept gallery images closer
+    than it, plus one. Identical to a per-query sort on inputs without ties; with ties, a
+    true match is ranked before an impostor at the same distance.
 
-    ``ap_rule="python"`` averages the precision at each true match, the convention of every
-    Python re-id code base. ``"trapezoid"`` is the official Market-1501 MATLAB code's rule
-    (the area under the precision-recall curve by trapezoids), which scores lower. When the
-    gallery kept for a query is shorter than the CMC curve, the curve stays at its last
-    value: a query that found its match stays found at every larger rank.
+    ``ap_rule="python"`` averages the precision at each true match, the convention of
+    person-reid-tiny-baseline, reid-strong-baseline and most Python re-id code. ``"trapezoid"``
+    is the official Market-1501 MATLAB code's rule (the area under the precision-recall
+    curve by trapezoids), which scores lower. When the gallery kept for a query is shorter
+    than the CMC curve, the curve stays at its last value: a query that found its match
+    stays found at every larger rank.
     """
+    dist, q_pids, g_pids, q_camids, g_camids = _check_inputs(distmat, q_pids, g_pids, q_camids, g_camids)
+    stats = rank_statistics(dist, q_pids, g_pids, q_camids, g_camids, ap_rule, chunk_size, device, compiled)
+    return rank_result(*stats, length=min(max_rank, dist.shape[1]))
+
+
+def rank_result(first: np.ndarray, ap: np.ndarray, inp: np.ndarray, length: int) -> RankResult:
+    """CMC, mAP and mINP from per-query statistics (`rank_statistics`), over the queries that kept a true match."""
+    first, ap, inp = (np.asarray(a) for a in (first, ap, inp))
+    valid = first > 0
+    if not valid.any():
+        raise ValueError("no query has a true match in the gallery from another camera: nothing to evaluate. "
+                         "Are the query and gallery from the same dataset?")
+    cmc = (first[valid, None] <= np.arange(1, length + 1)[None, :]).mean(0)
+    return RankResult(cmc, float(ap[valid].mean()), float(inp[valid].mean()), int(valid.sum()))
+
+
+def rank_statistics(distmat, q_pids, g_pids, q_camids, g_camids, ap_rule: str = "python", chunk_size: int = 256,
+                    device: torch.device | str | None = None, compiled: bool | None = None):
+    """Per query: the 1-based rank of its first true match (0 when none is kept: the query is not scored), its
+    AP and its INP, as NumPy arrays (int64, float64, float64). `rank_result` turns them into CMC/mAP/mINP.
+
+    For each query the distances of its k true matches are sorted (k is small), every impostor
+    falls into one of the k + 1 intervals between them, and a cumulative count of the intervals
+    gives the rank of every match. With numba (`reid.kernels`, `compiled` None or True, on the
+    CPU) one compiled loop per query does this; otherwise the same steps run as tensor
+    operations in query chunks on `device` (the distances' device by default). Both give the
+    same ranks. Inputs are checked by `evaluate_rank`; call this directly on checked tensors.
+    """
+    from . import kernels
+
     if ap_rule not in ("python", "trapezoid"):
         raise ValueError(f"ap_rule={ap_rule!r} is unknown; choose 'python' (mean precision) or 'trapezoid' (MATLAB)")
-    dist, q_pids, g_pids, q_camids, g_camids = _check_inputs(distmat, q_pids, g_pids, q_camids, g_camids)
+    dist = torch.as_tensor(distmat)
     device = torch.device(device) if device is not None else dist.device
+    ids = [torch.as_tensor(np.asarray(a).ravel().astype(np.int64)) if not isinstance(a, torch.Tensor)
+           else a.ravel().long() for a in (q_pids, g_pids, q_camids, g_camids)]
+    if device.type == "cpu" and kernels.use_compiled(compiled):
+        return kernels.rank_stats(np.ascontiguousarray(dist.cpu().numpy()), *(a.cpu().numpy() for a in ids),
+                                  trapezoid=ap_rule == "trapezoid")
+    q_pids, g_pids, q_camids, g_camids = ids
     dist = dist.to(device)
     g_pids, g_camids = g_pids.to(device), g_camids.to(device)
-    length = min(max_rank, dist.shape[1])
-    ranks_axis = torch.arange(1, length + 1, device=device)  # (L,)
-    cmc_sum = torch.zeros(length, dtype=torch.float64, device=device)
-    ap_sum = inp_sum = torch.zeros((), dtype=torch.float64, device=device)
-    num_valid = 0
     n_cams = int(max(q_camids.max(), g_camids.max())) + 1
     g_keys = g_pids * n_cams + g_camids  # (G,): one integer per (person, camera)
     inf = torch.tensor(float("inf"), device=device)
-    for start in range(0, dist.shape[0], chunk_size):
+    nq = dist.shape[0]
+    first = torch.zeros(nq, dtype=torch.int64)
+    ap_all, inp_all = torch.zeros(nq, dtype=torch.float64), torch.zeros(nq, dtype=torch.float64)
+    for start in range(0, nq, chunk_size):
         d = dist[start:start + chunk_size].float()  # (c, G)
         qp = q_pids[start:start + chunk_size].to(device)[:, None]  # (c, 1)
         qk = qp * n_cams + q_camids[start:start + chunk_size].to(device)[:, None]
@@ -102,6 +137,7 @@ def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 5
         valid = n_match > 0
         if not valid.any():
             continue
+        rows_valid = valid.nonzero().squeeze(1).cpu() + start
         d, same_pid, match, n_match = d[valid], same_pid[valid], match[valid], n_match[valid]
         kmax = int(n_match.max())
         match_d = torch.topk(torch.where(match, d, inf), kmax, dim=1, largest=False, sorted=True).values  # (c, k)
@@ -122,15 +158,10 @@ def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 5
             previous = torch.where(rank > 1, (j - 1) / (rank - 1).clamp(min=1), torch.ones_like(rank))
             ap = ((precision + previous) / 2 * real).sum(1) / n_match
         last = rank.gather(1, (n_match - 1)[:, None]).squeeze(1)  # rank of the hardest true match
-        cmc_sum += (rank[:, :1] <= ranks_axis[None, :]).double().sum(0)
-        ap_sum = ap_sum + ap.sum()
-        inp_sum = inp_sum + (n_match / last).sum()
-        num_valid += int(valid.sum())
-    if num_valid == 0:
-        raise ValueError("no query has a true match in the gallery from another camera: nothing to evaluate. "
-                         "Are the query and gallery from the same dataset?")
-    return RankResult((cmc_sum / num_valid).cpu().numpy(), float(ap_sum) / num_valid, float(inp_sum) / num_valid,
-                      num_valid)
+        first[rows_valid] = rank[:, 0].long().cpu()
+        ap_all[rows_valid] = ap.cpu()
+        inp_all[rows_valid] = (n_match / last).cpu()
+    return first.numpy(), ap_all.numpy(), inp_all.numpy()
 
 
 def evaluate_rank_loop(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) -> RankResult:

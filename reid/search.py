@@ -418,7 +418,7 @@ def search(index: GalleryIndex, query_feats: torch.Tensor, query_paths: list[Pat
     if top_k < 1:
         raise ValueError(f"top_k={top_k}: ask for at least one result")
     if rerank is not None:
-        from .reranking import re_ranking
+        from .reranking import re_ranking_topk
         n = len(query_feats) + len(index)
         if len(index) > 100_000:
             raise ValueError(f"re-ranking compares neighbourhoods of all {n} images; above 100,000 gallery images "
@@ -426,8 +426,7 @@ def search(index: GalleryIndex, query_feats: torch.Tensor, query_paths: list[Pat
         k1, k2, lam = rerank
         k1 = min(k1, n - 1)
         q = F.normalize(query_feats, dim=1) if index.settings.get("normalize") else query_feats
-        dist = re_ranking(q, index.feats, k1, min(k2, n), lam)
-        dists, idx = torch.topk(dist, min(top_k, len(index)), dim=1, largest=False, sorted=True)
+        dists, idx = re_ranking_topk(q, index.feats, top_k, k1, min(k2, n), lam)
     else:
         if backend == "auto":
             built = metric in index.faiss_indexes

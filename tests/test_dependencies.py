@@ -101,7 +101,7 @@ def constraints() -> dict[str, str]:
 def test_pyproject_states_ranges_and_constraints_pin_versions_inside_them():
     pins = constraints()
     extras = project()["optional-dependencies"]
-    assert "reid[export,search]" in extras["book"]  # CI tests the optional extras (chapter 9 uses them)
+    assert "reid[export,search,fast]" in extras["book"]  # CI tests the optional extras (chapter 9 uses them)
     for text in project()["dependencies"] + [t for group in extras.values() for t in group]:
         req = Requirement(text)
         if req.name == "reid":

@@ -148,20 +148,23 @@ def random_problem(seed, nq, ng, n_ids, n_cams=3, max_rank=50):
     return dist, q_pids, g_pids, q_cams, g_cams
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "tensors"])
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("ap_rule", ["python", "trapezoid"])
-def test_vectorised_equals_reference_on_random_problems(seed, ap_rule):
+def test_vectorised_equals_reference_on_random_problems(seed, ap_rule, compiled):
+    """Both ways of `rank_statistics` against a sort per query; the last seeds have one to three identities, so
+    that queries have more than 32 true matches (the compiled loop's other way)."""
     rng = np.random.default_rng(1000 + seed)
-    nq, ng = int(rng.integers(1, 60)), int(rng.integers(1, 120))
-    n_ids = int(rng.integers(1, 25))
+    nq, ng = int(rng.integers(1, 60)), int(rng.integers(1, 120)) + (200 if seed >= 9 else 0)
+    n_ids = int(rng.integers(1, 25)) if seed < 9 else seed - 8
     max_rank = int(rng.choice([1, 5, 50, 200]))
     problem = random_problem(seed, nq, ng, n_ids)
     ref = reference_rank(*problem, max_rank=max_rank, ap_rule=ap_rule)
     if ref is None:  # no query has a valid match: refuse
         with pytest.raises(ValueError, match="no query has a true match"):
-            evaluate_rank(*problem, max_rank=max_rank, ap_rule=ap_rule)
+            evaluate_rank(*problem, max_rank=max_rank, ap_rule=ap_rule, compiled=compiled)
         return
-    res = evaluate_rank(*problem, max_rank=max_rank, ap_rule=ap_rule, chunk_size=7)
+    res = evaluate_rank(*problem, max_rank=max_rank, ap_rule=ap_rule, chunk_size=7, compiled=compiled)
     assert res.num_valid == ref[3]
     np.testing.assert_allclose(res.cmc, ref[0], atol=1e-6)
     assert res.mAP == pytest.approx(ref[1], abs=1e-6) and res.mINP == pytest.approx(ref[2], abs=1e-6)
@@ -235,19 +238,36 @@ def test_feature_extraction_leaves_no_loader_workers_running(tiny_root, monkeypa
     assert mp.active_children() == []
 
 
-def test_ties_rank_the_true_match_first():
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "tensors"])
+def test_ties_rank_the_true_match_first(compiled):
     """The documented tie rule: a true match ties ahead of an impostor at the same distance (a sort that
     breaks ties by gallery position, as person-reid-tiny-baseline's np.argsort may, can order them either way)."""
     dist = np.array([[0.5, 0.5, 0.7, 0.9, 0.5]])
     g_pids, g_cams = np.array([2, 1, 3, 1, 1]), np.array([1, 1, 1, 1, 0])  # the last: same camera, removed
-    res = evaluate_rank(dist, [1], g_pids, [0], g_cams, max_rank=4)
+    res = evaluate_rank(dist, [1], g_pids, [0], g_cams, max_rank=4, compiled=compiled)
     # kept order: match (0.5), impostor (0.5), impostor (0.7), match (0.9) -> ranks 1 and 4
     assert res.cmc.tolist() == [1.0, 1.0, 1.0, 1.0]
     assert res.mAP == pytest.approx((1 / 1 + 2 / 4) / 2) and res.mINP == pytest.approx(2 / 4)
     # the tie decides Rank-1: the impostor a hair closer takes it, a hair farther leaves it to the match
     nudge = np.array([[1e-6, 0, 0, 0, 0]])
-    assert evaluate_rank(dist - nudge, [1], g_pids, [0], g_cams, max_rank=4).cmc[0] == 0.0
-    assert evaluate_rank(dist + nudge, [1], g_pids, [0], g_cams, max_rank=4).mAP == pytest.approx(res.mAP)
+    assert evaluate_rank(dist - nudge, [1], g_pids, [0], g_cams, max_rank=4, compiled=compiled).cmc[0] == 0.0
+    assert evaluate_rank(dist + nudge, [1], g_pids, [0], g_cams, max_rank=4,
+                         compiled=compiled).mAP == pytest.approx(res.mAP)
+
+
+def test_numba_is_optional_and_can_be_switched_off(monkeypatch):
+    from reid import kernels
+
+    monkeypatch.setenv("REID_NUMBA", "0")
+    assert not kernels.available() and not kernels.use_compiled(None) and kernels.use_compiled(True)
+    monkeypatch.delenv("REID_NUMBA")
+    monkeypatch.setattr(kernels, "_numba", lambda: None)  # as if numba were not installed
+    assert not kernels.available() and not kernels.use_compiled(None)
+    with pytest.raises(ImportError, match="compiled=True needs numba: pip install numba"):
+        kernels.use_compiled(True)
+    dist, q_pids, g_pids, q_cams, g_cams = random_problem(4, 30, 60, 5)
+    assert evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams).mAP == pytest.approx(
+        reference_rank(dist, q_pids, g_pids, q_cams, g_cams)[1], abs=1e-12)
 
 
 def test_minp_can_exceed_map():

@@ -51,14 +51,18 @@ def clustered(seed, nq, ng, n_ids, dim=16):
     return q.astype(np.float32), g.astype(np.float32), q_pids, g_pids
 
 
-@pytest.mark.parametrize("dense", [None, True, False], ids=["chosen", "dense", "sparse"])
+WAYS = {"numba": dict(compiled=True), "tensors, chosen": dict(compiled=False),
+        "tensors, dense": dict(compiled=False, dense=True), "tensors, sparse join": dict(compiled=False, dense=False)}
+
+
+@pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("seed, k1, k2, lam", [(0, 20, 6, 0.3), (1, 5, 1, 0.0), (2, 7, 3, 0.9), (3, 2, 2, 0.5),
                                                (4, 30, 10, 0.1)])
-def test_agrees_with_the_classic_algorithm(seed, k1, k2, lam, dense):
-    """Float32 against the float64 reference: largest difference measured 4.2e-7 over these cases, both ways."""
+def test_agrees_with_the_classic_algorithm(seed, k1, k2, lam, way):
+    """Float32 against the float64 reference: largest difference measured 4.2e-7 over these cases, every way."""
     q, g, q_pids, g_pids = clustered(seed, 40, 160, 25)
     ref = classic_re_ranking(q, g, k1, k2, lam)
-    ours = re_ranking(torch.from_numpy(q), torch.from_numpy(g), k1, k2, lam, dense=dense).numpy()
+    ours = re_ranking(torch.from_numpy(q), torch.from_numpy(g), k1, k2, lam, **WAYS[way]).numpy()
     assert ours.shape == ref.shape == (40, 160)
     assert np.abs(ours - ref).max() < 1e-6
     q_cams, g_cams = np.zeros(40), np.ones(160)
@@ -67,18 +71,94 @@ def test_agrees_with_the_classic_algorithm(seed, k1, k2, lam, dense):
     assert abs(ref_map - our_map) < 1e-6
 
 
-def test_the_dense_and_sparse_sums_agree_on_long_and_short_rows():
-    """The search's extremes: long expanded rows in a small gallery (dense wins), one neighbour (sparse wins)."""
-    from reid.reranking import expanded_sets, gaussian_weights, jaccard_numerator, nearest_neighbours
+def test_every_way_of_the_jaccard_sums_agrees_on_long_and_short_rows():
+    """The search's extremes: long expanded rows in a small gallery (dense wins), one neighbour (the join wins)."""
+    from reid.reranking import nearest_neighbours, query_expansion, weighted_sets, jaccard_numerator
 
     q, g, _, _ = clustered(5, 50, 200, 10)
     feats = torch.from_numpy(np.concatenate([q, g]))
-    knn, knn_d, row_max, _ = nearest_neighbours(feats, 61, 50)
+    knn, knn_d, row_max = nearest_neighbours(feats, 61)
     for k1, k2 in ((60, 30), (20, 6), (2, 1)):
+        sums = []
+        for way in WAYS.values():  # V, V_qe and the sums each way
+            v = weighted_sets(feats, knn, knn_d, row_max, k1, compiled=way["compiled"])
+            queries, gallery = (query_expansion(v, knn, k2, torch.arange(a, b), way["compiled"])
+                                for a, b in ((0, 50), (50, 250)))
+            sums.append(jaccard_numerator(queries, gallery, **way))
+        assert sums[0].shape == (50, 200)
+        for other in sums[1:]:
+            assert (sums[0] - other).abs().max() < 1e-6
+
+
+def test_blocks_of_any_size_give_the_same_distances_and_scores(monkeypatch):
+    """The memory bound only changes how many queries a block holds: distances identical bit for bit."""
+    import reid.reranking as rr
+
+    q, g, q_pids, g_pids = clustered(6, 300, 500, 40)
+    q, g = torch.from_numpy(q), torch.from_numpy(g)
+    whole = re_ranking(q, g)
+    feats = torch.cat([q, g])
+    pids, camids = np.concatenate([q_pids, g_pids]), np.r_[np.zeros(300), np.ones(500)]
+    one = rr.evaluate_reranked(feats, pids, camids, 300, feat_norm=False)
+    expected = evaluate_rank(whole, q_pids, g_pids, np.zeros(300), np.ones(500))
+    assert one.mAP == pytest.approx(expected.mAP, abs=1e-12) and np.array_equal(one.cmc, expected.cmc)
+    kept = rr.neighbourhoods(q, g, 21, keep_bytes=1e9)
+    for block in (64, 2048):  # the original distances computed again on the neighbour pass's blocks: same bits
+        again = rr.neighbourhoods(q, g, 21, block=block, keep_bytes=0)
+        assert again.kept is None and torch.equal(again.scaled_distances(0, 300), kept.scaled_distances(0, 300))
+    monkeypatch.setattr(rr, "nearest_neighbours", lambda *a, nn=rr.nearest_neighbours: nn(*a[:2], 64, *a[3:]))
+    monkeypatch.setattr(rr, "DEFAULT_MEMORY_GB", 0.0035)  # too little to keep the original distances
+    for rows in (7, 64, 200):  # blocks that do not start where the neighbour pass's blocks start, and that do
+        monkeypatch.setattr(rr, "block_rows", lambda *args, rows=rows: rows)
+        assert torch.equal(re_ranking(q, g), whole), rows
+        small = rr.evaluate_reranked(feats, pids, camids, 300, feat_norm=False)
+        assert (small.mAP, small.mINP) == (one.mAP, one.mINP) and np.array_equal(small.cmc, one.cmc)
+
+
+def test_the_memory_bound_sets_the_rows_of_a_block():
+    from reid.reranking import QUERY_CHUNK, block_rows
+
+    g, fixed = 10_000, 50_000_000
+    row, temp = 8 * g, 12 * g  # bytes: a block row, and a mixing temporary
+    assert block_rows(100_000, g, fixed, (fixed + 1000 * row + QUERY_CHUNK * temp) / 1e9) == 896  # 7 chunks
+    assert block_rows(100_000, g, fixed, (fixed + 1000 * row + QUERY_CHUNK * temp) / 1e9, align=512) == 512
+    assert block_rows(100_000, g, fixed, (fixed + 5 * (row + temp)) / 1e9) == 5
+    assert block_rows(300, g, fixed, 100.0) == 300
+    with pytest.raises(MemoryError, match=r"needs at least 0.05 GB .* raise max_memory_gb to 0.053"):
+        block_rows(100_000, g, fixed, 0.04)
+
+
+def test_the_result_as_float16_or_as_each_querys_top_k():
+    from reid.reranking import re_ranking_topk
+
+    q, g, _, _ = clustered(8, 60, 300, 20)
+    q, g = torch.from_numpy(q), torch.from_numpy(g)
+    whole = re_ranking(q, g)
+    assert torch.equal(re_ranking(q, g, dtype=torch.float16), whole.half())
+    d, i = re_ranking_topk(q, g, 10, max_memory_gb=0.001)  # a few queries a block
+    top = torch.topk(whole, 10, dim=1, largest=False, sorted=True)
+    assert torch.equal(d, top.values) and torch.equal(i, top.indices)
+
+
+def test_a_memory_bound_too_small_for_one_block_says_how_much_is_needed():
+    q, g, _, _ = clustered(9, 40, 160, 25)
+    with pytest.raises(MemoryError, match=r"needs at least .* GB .* raise max_memory_gb"):
+        re_ranking(torch.from_numpy(q), torch.from_numpy(g), max_memory_gb=1e-6)
+
+
+def test_the_plain_expanded_set_of_one_image_is_the_vectorised_row():
+    """Chapter 7 shows `expanded_set` (one image, plainly) before `expanded_sets` (every image at once)."""
+    from reid.reranking import expanded_set, expanded_sets, k_reciprocal_set, nearest_neighbours, reciprocal_mask
+
+    q, g, _, _ = clustered(10, 30, 120, 15)
+    feats = torch.from_numpy(np.concatenate([q, g]))
+    for k1 in (2, 7, 20):
+        knn = nearest_neighbours(feats, k1 + 1)[0]
         idx, ok = expanded_sets(knn, k1)
-        vals = gaussian_weights(feats, idx, ok, knn, knn_d, row_max)
-        a, b = (jaccard_numerator(idx, vals, ok, knn, k2, 50, dense=d) for d in (True, False))
-        assert a.shape == (50, 200) and (a - b).abs().max() < 1e-6
+        recip = reciprocal_mask(knn)
+        for i in range(len(feats)):
+            assert expanded_set(knn, i, k1) == idx[i][ok[i]].tolist(), (k1, i)
+            assert k_reciprocal_set(knn, i, k1) == knn[i][recip[i]].tolist()
 
 
 def test_bad_input_is_explained():
@@ -95,13 +175,15 @@ def test_bad_input_is_explained():
         re_ranking(q * float("nan"), g, k1=2, k2=1)
 
 
-def test_search_finds_what_a_brute_force_loop_finds():
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "tensors"])
+def test_search_finds_what_a_brute_force_loop_finds(compiled):
     from reid.reranking import reranking_grid, search_reranking
 
     q, g, q_pids, g_pids = clustered(7, 60, 240, 30)
     q_cams, g_cams = np.zeros(60), np.ones(240)
     grid = reranking_grid(k1_values=(3, 6, 10), k2_values=(2, 3, 5), lambdas=(0.1, 0.3))
-    result = search_reranking(torch.from_numpy(q), torch.from_numpy(g), q_pids, g_pids, q_cams, g_cams, grid=grid)
+    result = search_reranking(torch.from_numpy(q), torch.from_numpy(g), q_pids, g_pids, q_cams, g_cams, grid=grid,
+                              compiled=compiled)
     assert len(result.rows) == len(grid) == 1 * 2 + 2 * 2 + 3 * 2  # k2 <= 0.7 k1: 1, 2 and 3 values of k2
     brute = []
     for k1, k2, lam in grid:
