@@ -302,16 +302,14 @@ def _kernels():
             reciprocal_masks, join_min_sum_dense, compact)
 
 
-def join_min_sum(q_ptr, q_col, q_val, c_ptr, c_row, c_val, num_gallery: int) -> np.ndarray:
-    """(B, num_gallery) float32: sum_k min(Vq[b, k], Vg[g, k]), Vq's rows in CSR and Vg's columns in CSC."""
-    out = np.zeros((len(q_ptr) - 1, num_gallery), dtype=np.float32)
+def join_min_sum(q_ptr, q_col, q_val, c_ptr, c_row, c_val, out: np.ndarray) -> np.ndarray:
+    """out (B, G) float32, zeroed, gets sum_k min(Vq[b, k], Vg[g, k]): Vq's rows in CSR and Vg's columns in CSC."""
     _kernels()[0](q_ptr, q_col, q_val, c_ptr, c_row, c_val, out)
     return out
 
 
-def join_min_sum_dense(q_ptr, q_col, q_val, columns: np.ndarray) -> np.ndarray:
+def join_min_sum_dense(q_ptr, q_col, q_val, columns: np.ndarray, out: np.ndarray) -> np.ndarray:
     """`join_min_sum` with V's gallery columns dense, columns (N, G) float32: less work when columns are long."""
-    out = np.zeros((len(q_ptr) - 1, columns.shape[1]), dtype=np.float32)
     _kernels()[8](q_ptr, q_col, q_val, columns, out)
     return out
 
@@ -343,10 +341,10 @@ def _compact(cols: np.ndarray, vals: np.ndarray, sizes: np.ndarray):
     return ptr, col, val
 
 
-def weighted_rows(feats: np.ndarray, knn: np.ndarray, knn_d: np.ndarray, row_max: np.ndarray, k1: int,
-                  chunk: int = 8192, rows_per_task: int = 64):
-    """V in CSR (ptr, col, val) for every image: `reid.reranking.weighted_sets`, one compiled loop per row."""
-    sq = (feats * feats).sum(1, dtype=np.float32)
+def weighted_rows(feats: np.ndarray, sq: np.ndarray, knn: np.ndarray, knn_d: np.ndarray, row_max: np.ndarray,
+                  k1: int, chunk: int = 8192, rows_per_task: int = 64):
+    """V in CSR (ptr, col, val) for every image (`reid.reranking.weighted_sets`): one compiled loop per row; `sq` the
+    squared norms of the features."""
     kh = int(round(k1 / 2))  # Python's round, like numpy.around: halves to even
     recip = np.empty((len(knn), k1 + 1), dtype=np.bool_)
     recip_half = np.empty((len(knn), kh + 1), dtype=np.bool_)

@@ -63,6 +63,11 @@ def _check(q_feats: torch.Tensor, g_feats: torch.Tensor, k1: int, k2: int, lambd
 # --------------------------------------------------------------------------------------
 # Neighbours and k-reciprocal sets
 # --------------------------------------------------------------------------------------
+def squared_norms(feats: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """|f|^2 of every row (N,), a chunk of rows at a time (no temporary the size of the features)."""
+    return torch.cat([f.pow(2).sum(1) for f in feats.split(chunk)])
+
+
 def _block_distances(feats: torch.Tensor, sq: torch.Tensor, a: slice, b: slice) -> torch.Tensor:
     """Squared distances between the images of `a` and of `b` (A, B): the one expression both the neighbour pass
     and `Neighbourhoods.scaled_distances` use, on the same blocks, so that both give the same bits."""
@@ -83,7 +88,7 @@ def nearest_neighbours(feats: torch.Tensor, k: int, block: int = 1024, keep_rows
     returned as a fourth value (keep_rows, N - keep_rows).
     """
     n = len(feats)
-    sq = feats.pow(2).sum(1)  # (N,)
+    sq = squared_norms(feats)  # (N,)
     best_d = torch.full((n, k), float("inf"), device=feats.device)
     best_i = torch.zeros((n, k), dtype=torch.long, device=feats.device)
     row_max = torch.zeros(n, device=feats.device)
@@ -260,7 +265,7 @@ def gaussian_weights(feats: torch.Tensor, idx: torch.Tensor, ok: torch.Tensor, k
     """
     local, slots = ok.nonzero(as_tuple=True)  # the valid pairs
     rows, j = local + row0, idx[local, slots]
-    d = _set_distances(feats, feats.pow(2).sum(1), rows, j, knn, knn_d)
+    d = _set_distances(feats, squared_norms(feats), rows, j, knn, knn_d)
     vals = torch.zeros(idx.shape, device=feats.device)
     vals[local, slots] = torch.exp(-d / row_max[rows].clamp(min=1e-12))
     return vals / vals.sum(1, keepdim=True)
@@ -282,7 +287,8 @@ def weighted_sets(feats: torch.Tensor, knn: torch.Tensor, knn_d: torch.Tensor, r
     `gaussian_weights` in chunks of rows; the same sets and weights."""
     n = len(knn)
     if _compiled_here(feats.device, compiled):
-        return _from_numpy(*kernels.weighted_rows(feats.numpy(), knn.numpy(), knn_d.numpy(), row_max.numpy(), k1), n)
+        return _from_numpy(*kernels.weighted_rows(feats.numpy(), squared_norms(feats).numpy(), knn.numpy(), knn_d.numpy(),
+                                                  row_max.numpy(), k1), n)
     rows, cols, vals = [], [], []
     for start, idx, ok in _expanded_chunks(knn, k1, chunk_size):
         v = gaussian_weights(feats, idx, ok, knn, knn_d, row_max, start)
@@ -363,7 +369,7 @@ DENSE_RATIO_COMPILED = 8
 
 def jaccard_numerator(queries: SparseRows, gallery: SparseRows, columns: SparseRows | None = None,
                       dense: bool | None = None, compiled: bool | None = None,
-                      max_bytes: int = 256 << 20) -> torch.Tensor:
+                      max_bytes: int = 256 << 20, out: torch.Tensor | None = None) -> torch.Tensor:
     """(B, G): sum_k min(V_qe[q, k], V_qe[g, k]) for the query rows `queries` and the gallery rows `gallery`
     (`columns`: the same by column, `gallery.transpose()`, passed when it is reused).
 
@@ -372,7 +378,7 @@ def jaccard_numerator(queries: SparseRows, gallery: SparseRows, columns: SparseR
     ((row length) x (gallery size) elements, cheaper per element). `dense` None chooses by the
     expected work, within `max_bytes` for the dense columns. With numba (`compiled`, on the
     CPU) both ways are compiled loops (`reid.kernels`) and give the same bits; else tensor
-    operations.
+    operations. `out`: a (B, G) float32 tensor to write the sums into.
     """
     device = queries.val.device
     n, ng = gallery.num_cols, len(gallery)
@@ -383,18 +389,22 @@ def jaccard_numerator(queries: SparseRows, gallery: SparseRows, columns: SparseR
         dense = fits and column_length * (DENSE_RATIO_COMPILED if fast else DENSE_RATIO) > ng
     if fast:
         q = (queries.ptr.numpy(), queries.col.numpy(), queries.val.numpy())
+        out = torch.zeros(len(queries), ng) if out is None else out.zero_()
         if dense:
             columns = torch.zeros(n, ng)
             rows = torch.repeat_interleave(torch.arange(ng), gallery.ptr.diff())
             columns[gallery.col, rows] = gallery.val
-            return torch.from_numpy(kernels.join_min_sum_dense(*q, columns.numpy()))
-        columns = gallery.transpose(compiled) if columns is None else columns
-        return torch.from_numpy(kernels.join_min_sum(*q, columns.ptr.numpy(), columns.col.numpy(),
-                                                     columns.val.numpy(), ng))
+            kernels.join_min_sum_dense(*q, columns.numpy(), out.numpy())
+        else:
+            columns = gallery.transpose(compiled) if columns is None else columns
+            kernels.join_min_sum(*q, columns.ptr.numpy(), columns.col.numpy(), columns.val.numpy(), out.numpy())
+        return out
     if dense:
-        return _dense_torch(queries, gallery, max_bytes)
-    columns = gallery.transpose(compiled) if columns is None else columns
-    return _join_torch(queries, columns, ng, max(1, max_bytes // 40))
+        inter = _dense_torch(queries, gallery, max_bytes)
+    else:
+        columns = gallery.transpose(compiled) if columns is None else columns
+        inter = _join_torch(queries, columns, ng, max(1, max_bytes // 40))
+    return inter if out is None else out.copy_(inter)
 
 
 # --------------------------------------------------------------------------------------
@@ -417,18 +427,19 @@ class Neighbourhoods:
     def num_gallery(self) -> int:
         return len(self.feats) - self.num_query
 
-    def scaled_distances(self, start: int, stop: int) -> torch.Tensor:
-        """Rows start:stop of the original distance (queries x gallery), each row divided by its maximum.
+    def scaled_distances(self, start: int, stop: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows start:stop of the original distance (queries x gallery), each row divided by its maximum, into `out`
+        (stop - start, num_gallery) if given.
 
         From the distances kept by the neighbour pass, or else computed again on the pass's own
         blocks (`_block_distances`, whole row blocks of `block` queries): the same bits either way,
         whatever rows a caller asks for."""
         nq, n = self.num_query, len(self.feats)
+        d = torch.empty(stop - start, n - nq, device=self.feats.device) if out is None else out
         if self.kept is not None:
-            d = self.kept[start:stop].clone()
+            d.copy_(self.kept[start:stop])
         else:
-            sq = self.feats.pow(2).sum(1)
-            d = torch.empty(stop - start, n - nq, device=self.feats.device)
+            sq = squared_norms(self.feats)
             for a0 in range(start - start % self.block, stop, self.block):
                 a = slice(a0, min(a0 + self.block, nq))
                 lo, hi = max(a0, start), min(a.stop, stop)
@@ -440,13 +451,11 @@ class Neighbourhoods:
         return d.div_(self.row_max[start:stop, None].clamp(min=1e-12))
 
 
-def neighbourhoods(q_feats: torch.Tensor, g_feats: torch.Tensor, k: int, device=None, block: int = 1024,
+def neighbourhoods(feats: torch.Tensor, num_query: int, k: int, block: int = 1024,
                    keep_bytes: float = float("inf"), compiled: bool | None = None) -> Neighbourhoods:
-    """The neighbour pass over queries + gallery; the query rows' distances are kept if they take at most
-    `keep_bytes`."""
-    device = torch.device(device) if device is not None else q_feats.device
-    feats = torch.cat([q_feats, g_feats]).float().to(device)
-    nq, ng = len(q_feats), len(g_feats)
+    """The neighbour pass over `feats` (N, d) float32, the first `num_query` rows the queries; the query rows'
+    distances to the gallery are kept if they take at most `keep_bytes`."""
+    nq, ng = num_query, len(feats) - num_query
     keep = nq if 4 * nq * ng <= keep_bytes else 0
     out = nearest_neighbours(feats, k, block, keep, compiled)
     return Neighbourhoods(feats, nq, *out[:3], block=block, kept=out[3] if keep else None)
@@ -499,23 +508,39 @@ def reranked_blocks(q_feats: torch.Tensor, g_feats: torch.Tensor, k1: int = 20, 
     row fits). A block's values do not depend on its size or on whether the distances were
     kept: any bound gives the same distances, bit for bit. `dense` forces one of the tensor ways of the
     Jaccard sums and `compiled` chooses numba's loop or tensors (`jaccard_numerator`).
+
+    Every block is written into the same two buffers: use (or copy) a block before asking for
+    the next.
     """
     _check(q_feats, g_feats, k1, k2, lambda_value)
+    device = torch.device(device) if device is not None else q_feats.device
+    feats = torch.cat([q_feats, g_feats]).float().to(device)
+    yield from _blocks(feats, len(q_feats), k1, k2, lambda_value, dense, compiled, max_memory_gb, progress,
+                       feats.numel() * 4)
+
+
+def _blocks(feats: torch.Tensor, nq: int, k1: int, k2: int, lambda_value: float, dense: bool | None,
+            compiled: bool | None, max_memory_gb: float | None, progress: bool,
+            owned_bytes: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """`reranked_blocks` of `feats` (N, d) float32 on its device, the first `nq` rows the queries; `owned_bytes`:
+    what the caller's copies of the features take out of the bound."""
     budget = (DEFAULT_MEMORY_GB if max_memory_gb is None else max_memory_gb) * 1e9
-    hood = neighbourhoods(q_feats, g_feats, max(k1 + 1, k2), device, keep_bytes=budget / 4, compiled=compiled)
-    nq, ng, dev = hood.num_query, hood.num_gallery, hood.feats.device
+    hood = neighbourhoods(feats, nq, max(k1 + 1, k2), keep_bytes=budget / 4, compiled=compiled)
+    ng, dev = hood.num_gallery, hood.feats.device
     v = weighted_sets(hood.feats, hood.knn, hood.knn_d, hood.row_max, k1, compiled=compiled)
     gallery = query_expansion(v, hood.knn, k2, torch.arange(nq, nq + ng, device=dev), compiled)  # V_qe's gallery rows
     columns = gallery.transpose(compiled)  # ... and by column, for the join
-    fixed = sum(x.nbytes for x in (v, gallery, columns)) + hood.knn.numel() * 12
+    fixed = sum(x.nbytes for x in (v, gallery, columns)) + hood.knn.numel() * 12 + owned_bytes
     if hood.kept is not None:
         fixed += hood.kept.numel() * 4
     rows = block_rows(nq, ng, fixed, max_memory_gb, QUERY_CHUNK if hood.kept is not None else hood.block)
+    final, inter = (torch.empty(rows, ng, device=dev) for _ in range(2))  # every block's two matrices
     for start in tqdm(range(0, nq, rows), desc="re-ranking", disable=not progress, leave=False):
         stop = min(start + rows, nq)
         queries = query_expansion(v, hood.knn, k2, torch.arange(start, stop, device=dev), compiled)
-        inter = jaccard_numerator(queries, gallery, columns, dense, compiled)  # (rows, G)
-        yield start, _finish(inter, hood.scaled_distances(start, stop), lambda_value)
+        jaccard_numerator(queries, gallery, columns, dense, compiled, out=inter[:stop - start])  # (rows, G)
+        hood.scaled_distances(start, stop, out=final[:stop - start])
+        yield start, _finish(inter[:stop - start], final[:stop - start], lambda_value)
 
 
 @torch.no_grad()
@@ -561,13 +586,17 @@ def evaluate_reranked(feats: torch.Tensor, pids, camids, num_query: int, k1: int
 
     Each block of re-ranked distances is scored as it is made (`rank_statistics`) and dropped:
     the (queries x gallery) matrix is never held, and `max_memory_gb` bounds the memory."""
+    _check(feats[:num_query], feats[num_query:], k1, k2, lambda_value)
+    given = feats
+    feats = feats.float().to(device if device is not None else feats.device)
     if feat_norm:
         feats = torch.nn.functional.normalize(feats, dim=1)
+    owned = feats.numel() * 4 if feats.data_ptr() != given.data_ptr() else 0  # a copy made here
     pids, camids = np.asarray(pids), np.asarray(camids)
     q_pids, q_cams, g_pids, g_cams = pids[:num_query], camids[:num_query], pids[num_query:], camids[num_query:]
     stats = []
-    for start, block in reranked_blocks(feats[:num_query], feats[num_query:], k1, k2, lambda_value, device,
-                                        compiled=compiled, max_memory_gb=max_memory_gb, progress=progress):
+    for start, block in _blocks(feats, num_query, k1, k2, lambda_value, None, compiled, max_memory_gb, progress,
+                                owned):
         stop = start + len(block)
         stats.append(rank_statistics(block, q_pids[start:stop], g_pids, q_cams[start:stop], g_cams,
                                      compiled=compiled))
@@ -624,7 +653,8 @@ def search_reranking(q_feats: torch.Tensor, g_feats: torch.Tensor, q_pids, g_pid
     k1_max, k2_max = max(p[0] for p in grid), max(p[1] for p in grid)
     _check(q_feats, g_feats, k1_max, k2_max, 0.0)
     use = q_feats.device.type == "cpu" and kernels.use_compiled(compiled)
-    hood = neighbourhoods(q_feats, g_feats, max(k1_max + 1, k2_max), compiled=compiled)
+    hood = neighbourhoods(torch.cat([q_feats, g_feats]).float(), len(q_feats), max(k1_max + 1, k2_max),
+                          compiled=compiled)
     nq, ng = hood.num_query, hood.num_gallery
     original = hood.scaled_distances(0, nq)
     labels = [np.asarray(x).ravel().astype(np.int64) for x in (q_pids, g_pids, q_camids, g_camids)]

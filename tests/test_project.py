@@ -83,7 +83,10 @@ def test_set_repository_points_every_link_at_a_fork(tmp_path):
 def test_every_chapter_opens_sums_up_asks_exercises_cites_and_links():
     """Each numbered chapter: an opening that says what it teaches and links what it builds on, a summary of at
     least three points, at least three exercises each with a solution behind a toggle, a citation from
-    book/references.bib, and a link to another chapter."""
+    book/references.bib, and a link to another chapter. The exercises come last; the code an exercise runs (its
+    solution, or what it asks the reader to try) is a code cell after it, hidden behind a toggle (`hide-cell`)
+    and labelled `# Exercise N`, so that nbval executes it after the chapter's cells and fails when it raises;
+    the exercises' Markdown holds no Python block that nothing would run."""
     import json
     import re
 
@@ -91,7 +94,8 @@ def test_every_chapter_opens_sums_up_asks_exercises_cites_and_links():
     chapters = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     assert len(chapters) >= 9
     for nb in chapters:
-        cells = ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "markdown"]
+        all_cells = json.loads(nb.read_text())["cells"]
+        cells = ["".join(c["source"]) for c in all_cells if c["cell_type"] == "markdown"]
         opening, text = cells[0], "\n".join(cells)
         assert opening.startswith(f"# {int(nb.name[:2])}. "), f"{nb.name}: the first cell is the chapter's title"
         assert re.search(r"this chapter|you will", opening, flags=re.I), f"{nb.name}: the opening says what it teaches"
@@ -100,11 +104,22 @@ def test_every_chapter_opens_sums_up_asks_exercises_cites_and_links():
         assert links - {nb.name} and all((ROOT / "notebooks" / link).exists() for link in links), (nb.name, links)
         summary = [c for c in cells if c.startswith("## Summary")]
         assert len(summary) == 1 and len(re.findall(r"^\* ", summary[0], flags=re.M)) >= 3, f"{nb.name}: summary"
-        exercises = [c for c in cells if c.startswith("## Exercises")]
-        assert len(exercises) == 1 and cells.index(exercises[0]) == len(cells) - 1, f"{nb.name}: exercises, last"
-        asked = re.findall(r"^\*\*Exercise (\d+)\.\*\*", exercises[0], flags=re.M)
-        solved = re.findall(r"^```\{admonition\} Solution\n:class: dropdown\n\n\S", exercises[0], flags=re.M)
+        heading = [i for i, c in enumerate(all_cells) if c["cell_type"] == "markdown"
+                   and "".join(c["source"]).startswith("## Exercises")]
+        assert len(heading) == 1, f"{nb.name}: one '## Exercises' section"
+        section = all_cells[heading[0]:]
+        prose = "\n".join("".join(c["source"]) for c in section if c["cell_type"] == "markdown")
+        assert "\n## " not in prose.split("\n", 1)[1], f"{nb.name}: the exercises are the last section"
+        asked = re.findall(r"^\*\*Exercise (\d+)\.\*\*", prose, flags=re.M)
+        solved = re.findall(r"^`{3,4}\{admonition\} Solution\n:class: dropdown\n\n\S", prose, flags=re.M)
         assert len(asked) >= 3 and asked == [str(i) for i in range(1, len(asked) + 1)], f"{nb.name}: {asked}"
         assert len(solved) == len(asked), f"{nb.name}: {len(asked)} exercises, {len(solved)} solutions in a dropdown"
+        assert not re.search(r"^`{3,4}(python|ipython)", prose, flags=re.M), \
+            f"{nb.name}: code in an exercise's text would never run; put it in a hide-cell code cell after it"
+        for cell in (c for c in section if c["cell_type"] == "code"):
+            source = "".join(cell["source"])
+            label = re.match(r"# Exercise (\d+)\b", source)
+            assert label and label.group(1) in asked, f"{nb.name}: a code cell among the exercises says which it runs"
+            assert "hide-cell" in cell.get("metadata", {}).get("tags", []), f"{nb.name}: {label.group(0)} is hidden"
         cited = {k.strip() for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text) for k in group.split(",")}
         assert cited and cited <= keys, f"{nb.name}: citations {cited - keys or 'missing'}"

@@ -102,9 +102,9 @@ def test_blocks_of_any_size_give_the_same_distances_and_scores(monkeypatch):
     one = rr.evaluate_reranked(feats, pids, camids, 300, feat_norm=False)
     expected = evaluate_rank(whole, q_pids, g_pids, np.zeros(300), np.ones(500))
     assert one.mAP == pytest.approx(expected.mAP, abs=1e-12) and np.array_equal(one.cmc, expected.cmc)
-    kept = rr.neighbourhoods(q, g, 21, keep_bytes=1e9)
+    kept = rr.neighbourhoods(torch.cat([q, g]), 300, 21, keep_bytes=1e9)
     for block in (64, 2048):  # the original distances computed again on the neighbour pass's blocks: same bits
-        again = rr.neighbourhoods(q, g, 21, block=block, keep_bytes=0)
+        again = rr.neighbourhoods(torch.cat([q, g]), 300, 21, block=block, keep_bytes=0)
         assert again.kept is None and torch.equal(again.scaled_distances(0, 300), kept.scaled_distances(0, 300))
     monkeypatch.setattr(rr, "nearest_neighbours", lambda *a, nn=rr.nearest_neighbours: nn(*a[:2], 64, *a[3:]))
     monkeypatch.setattr(rr, "DEFAULT_MEMORY_GB", 0.0035)  # too little to keep the original distances
