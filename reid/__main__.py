@@ -17,18 +17,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
-import json
 import os
-import shlex
 import sys
 import typing
 from pathlib import Path
 
-from .config import Config
-
-PRESETS = {"default": Config, "smoke": Config.smoke, "market1501": Config.market1501,
-           "tiny_baseline": Config.tiny_baseline}
-
+from .config import PRESETS, Config
 
 def _field_help() -> dict[str, str]:
     """The one-line comment after each field in config.py, used as its --help text."""
@@ -65,31 +59,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
     changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
     changes = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
     return PRESETS[args.preset](**changes).validate()
-
-
-def train_command(cfg: Config) -> str:
-    """The shell command that trains (or resumes) the run of `cfg`: the nearest preset and the fields that differ.
-
-    `output_dir` and `data_root` are left to the environment (REID_RUNS, REID_DATA), as a
-    chapter leaves them."""
-    env = {"output_dir", "data_root"}
-    mine = cfg.to_dict()
-
-    def differing(preset: str) -> list[str]:
-        base = PRESETS[preset]().to_dict()
-        return [k for k in mine if k not in env and json.dumps(mine[k]) != json.dumps(base[k])]
-
-    preset = min(PRESETS, key=lambda name: len(differing(name)))
-    options = []
-    for key in differing(preset):
-        flag, value = "--" + key.replace("_", "-"), mine[key]
-        if isinstance(value, bool):
-            options.append(flag if value else "--no-" + key.replace("_", "-"))
-        elif isinstance(value, (list, tuple)):
-            options.append(" ".join([flag, *map(str, value)]))
-        else:
-            options.append(f"{flag} {shlex.quote(str(value))}")
-    return " ".join(["python -m reid train --preset", preset, *options, "--resume"])
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -17,7 +17,9 @@ is the tiny baseline's recipe at a scale a CPU trains in minutes.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,9 +39,21 @@ def default_data_root() -> str:
     return os.environ.get("REID_DATA", str(Path("~/.cache/reid-book").expanduser()))
 
 
+def book_checkout() -> Path | None:
+    """The root of the book's repository when the package is imported from a checkout of it (`make`, an editable
+    install), else None (an installed package)."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "_toc.yml").is_file() and (root / "notebooks").is_dir() else None
+
+
 def default_output_dir() -> str:
-    """Where runs are written: `$REID_RUNS` if set, else `runs` (relative to the working directory)."""
-    return os.environ.get("REID_RUNS", "runs")
+    """Where runs are written: `$REID_RUNS` if set; else `runs/` at the root of the book's checkout, the same
+    folder for a chapter run from notebooks/ and a command run from the repository root; else (an installed
+    package) `runs/` under the working directory. On Colab `reid.setup()` sets REID_RUNS to Google Drive."""
+    if "REID_RUNS" in os.environ:
+        return os.environ["REID_RUNS"]
+    root = book_checkout()
+    return str(root / "runs") if root is not None else "runs"
 
 
 @dataclass
@@ -163,7 +177,7 @@ class Config:
 
     @classmethod
     def smoke(cls, **changes) -> "Config":
-        """The synthetic set at 64x32 on a ResNet18 from scratch, 10 epochs: minutes on a CPU, for CI and laptops.
+        """The synthetic set at 64x32 on a ResNet18 from scratch, 8 epochs: minutes on a CPU, for CI and laptops.
 
         Everything that is not about scale (the stem, losses, margins, augmentation, the shape
         of the schedule) follows `Config.tiny_baseline()`, so the chapters teach its recipe.
@@ -179,11 +193,11 @@ class Config:
             num_instances=4,
             backbone="resnet18",
             pretrained="none",
-            max_epochs=10,
+            max_epochs=8,
             warmup_epochs=2,
-            steps=(6, 9),
-            eval_period=2,
-            checkpoint_period=2,
+            steps=(6, 8),
+            eval_period=4,
+            checkpoint_period=4,
             test_batch_size=128,
         )
         return dataclasses.replace(base, **changes)
@@ -287,3 +301,33 @@ class Config:
             raise ValueError("Invalid Config:\n  - " + "\n  - ".join(errors))
         return self
 
+
+
+# The presets `python -m reid train --preset NAME` starts from.
+PRESETS = {"default": Config, "smoke": Config.smoke, "market1501": Config.market1501,
+           "tiny_baseline": Config.tiny_baseline}
+
+
+def train_command(cfg: Config) -> str:
+    """The shell command that trains (or resumes) the run of `cfg`: the nearest preset and the fields that differ.
+
+    `output_dir` and `data_root` are left to the environment (REID_RUNS, REID_DATA), as a
+    chapter leaves them."""
+    env = {"output_dir", "data_root"}
+    mine = cfg.to_dict()
+
+    def differing(preset: str) -> list[str]:
+        base = PRESETS[preset]().to_dict()
+        return [k for k in mine if k not in env and json.dumps(mine[k]) != json.dumps(base[k])]
+
+    preset = min(PRESETS, key=lambda name: len(differing(name)))
+    options = []
+    for key in differing(preset):
+        flag, value = "--" + key.replace("_", "-"), mine[key]
+        if isinstance(value, bool):
+            options.append(flag if value else "--no-" + key.replace("_", "-"))
+        elif isinstance(value, (list, tuple)):
+            options.append(" ".join([flag, *map(str, value)]))
+        else:
+            options.append(f"{flag} {shlex.quote(str(value))}")
+    return " ".join(["python -m reid train --preset", preset, *options, "--resume"])

@@ -39,7 +39,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import Config
+from .config import Config, train_command
 from .data import load_dataset, make_dataloaders, shutdown_workers
 from .data.decoded import DeviceBatches, training_batches
 from .data.market1501 import Market1501
@@ -208,9 +208,13 @@ def train(cfg: Config, resume: bool = False, dataset: Market1501 | None = None, 
         state = load_checkpoint(ckpt_path)
         changed = _differences(state["config"], cfg)
         if changed:
-            raise ValueError(f"cannot resume {ckpt_path}: these settings differ from the saved run: {', '.join(changed)}. "
-                             "Resume with the saved settings (see config.json there), or start a new run under another "
-                             "cfg.name")
+            saved = {**EARLIER_RUNS, **state["config"]}
+            now = cfg.to_dict()
+            values = ", ".join(f"{k} (saved {saved.get(k)!r}, now {now[k]!r})" for k in changed)
+            other = cfg.name + "-" + "-".join(f"{k}{now[k]}" for k in changed[:2]).replace(" ", "")
+            raise ValueError(f"cannot resume {ckpt_path}: these settings differ from the saved run: {values}. With "
+                             f"them it is another model: give it another name (cfg.name = {other!r}, --name {other}), "
+                             "or resume with the saved settings (config.json there)")
 
     seed_everything(cfg.seed)
     if device.type == "cuda":
@@ -372,8 +376,6 @@ def epochs_trained(cfg: Config) -> int:
 
 
 def _not_trained(cfg: Config, done: int) -> RunNotTrainedError:
-    from .__main__ import train_command
-
     where = os.environ.get("REID_RUNS")
     where = f"REID_RUNS={where!r}" if where else "REID_RUNS is not set, so runs/ under the working directory"
     state = f"it has {done} of {cfg.max_epochs} epochs" if done else "there is no such run"

@@ -221,11 +221,33 @@ class Embedder(nn.Module):
     def of_run(cls, model: nn.Module, cfg, flip: bool | None = None) -> "Embedder":
         return cls(model, cfg.flip_feats if flip is None else flip, cfg.feat_norm)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def plain_and_flipped(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The image's feature, and the same plus its mirror's (flipped features); neither normalised."""
         feat = self.model(images).float()
-        if self.flip:
-            feat = feat + self.model(torch.flip(images, dims=[3])).float()
+        return feat, feat + self.model(torch.flip(images, dims=[3])).float()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        feat = self.plain_and_flipped(images)[1] if self.flip else self.model(images).float()
         return F.normalize(feat, dim=1) if self.normalize else feat
+
+
+def _batches(model: nn.Module, loader, device: torch.device, amp: bool, channels_last: bool, progress: bool):
+    """(images on `device`, pids, camids) of each batch, inside the autocast `amp` asks for; the model moved to
+    `device` and put in eval mode for the pass, then back to its mode."""
+    dtype = autocast_dtype(device, amp)
+    was_training = model.training
+    model.to(device).eval()
+    fmt = memory_format(channels_last, device)
+    # tqdm gets an iterator, not the loader: in Jupyter, tqdm.auto makes an iterator of its own from a
+    # loader and never runs it, leaving its worker processes to the garbage collector.
+    batches = tqdm(iter(loader), total=len(loader), desc="features", leave=False, disable=not progress)
+    try:
+        for images, pid, camid, _ in batches:
+            images = images.to(device, non_blocking=True, memory_format=fmt)
+            with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                yield images, torch.as_tensor(pid), torch.as_tensor(camid)
+    finally:
+        model.train(was_training)
 
 
 @torch.inference_mode()
@@ -237,25 +259,31 @@ def extract_features(model: nn.Module, loader, device: torch.device | str = "cpu
     as person-reid-tiny-baseline computes them): a person seen from the left and from the
     right gets one description. `amp=True` runs the network in bfloat16 or float16 on CUDA
     (`cfg.eval_amp`); the default is float32, as the published recipes extract features.
+    The model is moved to `device`.
     """
-    device = torch.device(device)
-    dtype = autocast_dtype(device, amp)
-    was_training = model.training
-    embedder = Embedder(model, flip, normalize=False)  # puts the model in eval mode
+    embedder = Embedder(model, flip, normalize=False)
     feats, pids, camids = [], [], []
-    fmt = memory_format(channels_last, device)
-    # tqdm gets an iterator, not the loader: in Jupyter, tqdm.auto makes an iterator of its own from a
-    # loader and never runs it, leaving its worker processes to the garbage collector.
-    batches = tqdm(iter(loader), total=len(loader), desc="features", leave=False, disable=not progress)
-    for images, pid, camid, _ in batches:
-        images = images.to(device, non_blocking=True, memory_format=fmt)
-        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            feat = embedder(images)  # (B, d), float32
-        feats.append(feat.cpu())
-        pids.append(torch.as_tensor(pid))
-        camids.append(torch.as_tensor(camid))
-    model.train(was_training)
+    for images, pid, camid in _batches(model, loader, torch.device(device), amp, channels_last, progress):
+        feats.append(embedder(images).cpu())  # (B, d), float32
+        pids.append(pid)
+        camids.append(camid)
     return torch.cat(feats), torch.cat(pids).numpy(), torch.cat(camids).numpy()
+
+
+@torch.inference_mode()
+def extract_plain_and_flipped(model: nn.Module, loader, device: torch.device | str = "cpu", amp: bool = False,
+                              channels_last: bool = True, progress: bool = False):
+    """`extract_features` with and without flip in one pass (the mirrored images are the only extra work):
+    (plain (N, d), flipped (N, d), pids, camids), each equal to what `extract_features` gives."""
+    embedder = Embedder(model, flip=True, normalize=False)
+    plain, flipped, pids, camids = [], [], [], []
+    for images, pid, camid in _batches(model, loader, torch.device(device), amp, channels_last, progress):
+        a, b = embedder.plain_and_flipped(images)
+        plain.append(a.cpu())
+        flipped.append(b.cpu())
+        pids.append(pid)
+        camids.append(camid)
+    return torch.cat(plain), torch.cat(flipped), torch.cat(pids).numpy(), torch.cat(camids).numpy()
 
 
 def pairwise_distance(query: torch.Tensor, gallery: torch.Tensor, metric: str = "euclidean",

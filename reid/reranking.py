@@ -29,7 +29,6 @@ The Jaccard sums join each query's nonzeros with V's columns: with numba a compi
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 

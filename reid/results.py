@@ -18,13 +18,15 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 
+import numpy as np
+
 import torch.nn.functional as F
 
 from .config import Config
 from .data import load_dataset, make_dataloaders, make_validation_loader
 from .data.market1501 import Market1501
 from .engine import check_trained, trained_model
-from .evaluation import RankResult, evaluate_features, extract_features
+from .evaluation import RankResult, evaluate_features, extract_features, extract_plain_and_flipped
 from .reranking import PAPER_SETTING, TINY_BASELINE_SETTING, evaluate_reranked, search_reranking
 from .utils import describe_device, get_device
 
@@ -95,8 +97,10 @@ class ResultsTable:
 
 
 def hem_config(cfg: Config, hard_factor: float = HARD_FACTOR) -> Config:
-    """The B1 recipe of `cfg` with harder example mining, in its own run folder (`<name>-hem`)."""
-    return dataclasses.replace(cfg, name=f"{cfg.name}-hem", hard_factor=hard_factor)
+    """The B1 recipe of `cfg` with harder example mining, in its own run folder: `<name>-hem` for the tiny
+    baseline's alpha (HARD_FACTOR), `<name>-hem<alpha>` for another (`smoke-hem0.4`): another model, another run."""
+    suffix = "-hem" if hard_factor == HARD_FACTOR else f"-hem{hard_factor:g}"
+    return dataclasses.replace(cfg, name=cfg.name + suffix, hard_factor=hard_factor)
 
 
 def tuning_config(cfg: Config, hard_factor: float = HARD_FACTOR, identities: int | None = None) -> Config:
@@ -104,11 +108,14 @@ def tuning_config(cfg: Config, hard_factor: float = HARD_FACTOR, identities: int
     identities (100 on Market-1501, 30 on the synthetic set), which become its validation query and gallery.
 
     The table's models train on every identity, as person-reid-tiny-baseline's do; searching
-    re-ranking on their test set would tune on the numbers reported. Run `<name>-hem-val`.
+    re-ranking on their test set would tune on the numbers reported. Run `<name>-hem-val` (with
+    another alpha or number of identities, names that say so: `<name>-hem0.4-val50`).
     """
-    identities = identities if identities is not None else TUNING_IDENTITIES.get(cfg.dataset, 30)
+    default = TUNING_IDENTITIES.get(cfg.dataset, 30)
+    identities = identities if identities is not None else default
     hem = hem_config(cfg, hard_factor)
-    return dataclasses.replace(hem, name=f"{hem.name}-val", val_identities=identities)
+    suffix = "-val" if identities == default else f"-val{identities}"  # another split, another model, another run
+    return dataclasses.replace(hem, name=hem.name + suffix, val_identities=identities)
 
 
 def reproduce_table(cfg: Config, hard_factor: float = HARD_FACTOR, dataset: Market1501 | None = None,
@@ -143,26 +150,23 @@ def reproduce_table(cfg: Config, hard_factor: float = HARD_FACTOR, dataset: Mark
                       for c in runs)
     _, test_loader, nq, _ = make_dataloaders(cfg, dataset)
 
-    def features(model, loader, flip):
-        return extract_features(model.to(device), loader, device, flip, cfg.eval_amp, cfg.channels_last,
-                                progress=progress)
-
     def score(feats, pids, camids):
         return evaluate_features(feats, pids, camids, nq, cfg.distance, cfg.feat_norm, cfg.max_rank)
 
     results, hem_test = {}, None
     for name, model in (("B1", b1), ("HEM", hem)):
-        for flip in (False, True):
-            feats, pids, camids = features(model, test_loader, flip)
-            results[name, flip] = score(feats, pids, camids)
-            if name == "HEM" and not flip:
-                hem_test = (feats, pids, camids)  # the re-ranking rows re-rank these
+        plain, flipped, pids, camids = extract_plain_and_flipped(model, test_loader, device, cfg.eval_amp,
+                                                                 cfg.channels_last, progress)
+        results[name, False], results[name, True] = score(plain, pids, camids), score(flipped, pids, camids)
+        if name == "HEM":
+            hem_test = (plain, pids, camids)  # the re-ranking rows re-rank these
 
     def reranked(k1: int, k2: int, lambda_value: float) -> RankResult:
         return evaluate_reranked(*hem_test, nq, k1, k2, lambda_value, cfg.feat_norm, cfg.max_rank)
 
     val_loader, vq = make_validation_loader(tuning, dataset)
-    v_feats, v_pids, v_camids = features(tuner, val_loader, False)
+    v_feats, v_pids, v_camids = extract_features(tuner, val_loader, device, False, cfg.eval_amp, cfg.channels_last,
+                                                 progress)
     if cfg.feat_norm:
         v_feats = F.normalize(v_feats, dim=1)
     search = search_reranking(v_feats[:vq], v_feats[vq:], v_pids[:vq], v_pids[vq:], v_camids[:vq], v_camids[vq:],
@@ -198,3 +202,75 @@ def reference_run(name: str = "paper_synthetic_h100") -> dict:
     if name not in REFERENCE_RUNS:
         raise ValueError(f"unknown reference run {name!r}; choose one of {', '.join(REFERENCE_RUNS)}")
     return json.loads(resources.files("reid").joinpath("reference", f"{name}.json").read_text())
+
+
+# --------------------------------------------------------------------------------------
+# Seed-to-seed noise (benchmarks/seed_noise.py writes the record; chapter 8 reads it)
+# --------------------------------------------------------------------------------------
+# Student's t, two-sided 95 %: the quantile t(0.975, df) for df = 1 .. 30 (standard tables).
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+NOISE_RECORD = "seed_noise_2core_cpu.json"  # under benchmarks/records/
+# The paired differences chapter 8 reads: (name, row, minus row, the published gain in mAP points or None)
+NOISE_PAIRS = (
+    ("HEM - B1", "B1 + HEM", "B1: triplet + softmax + center", 86.2 - 85.8),
+    ("flipped - plain (B1)", "B1 + flipped features", "B1: triplet + softmax + center", 86.3 - 85.8),
+    ("flipped - plain (HEM)", "B1 + flipped features + HEM", "B1 + HEM", 86.6 - 86.2),
+    ("re-ranked - plain (HEM)", "B1 + HEM + re-ranking", "B1 + HEM", 94.1 - 86.2),
+    ("searched - paper's re-ranking", "B1 + HEM + searched re-ranking", "B1 + HEM + re-ranking", 94.2 - 94.1),
+)
+
+
+def mean_interval(values, level_table=T_975) -> tuple[float, float, float, float]:
+    """(mean, standard deviation, low, high) of `values`: the 95 % Student-t interval of the mean over n values."""
+    x = np.asarray(values, dtype=np.float64)
+    n = len(x)
+    if n < 2:
+        raise ValueError(f"an interval needs at least 2 values, got {n}")
+    if n - 1 > len(level_table):
+        raise ValueError(f"t quantiles are tabulated for up to {len(level_table) + 1} values, got {n}")
+    mean, sd = float(x.mean()), float(x.std(ddof=1))
+    half = level_table[n - 2] * sd / np.sqrt(n)
+    return mean, sd, float(mean - half), float(mean + half)
+
+
+def load_noise_record(path=None) -> dict:
+    """The seed-noise record (JSON): {"seeds": [...], "rows": {row: {"mAP": [...], "rank1": [...], "mINP": [...]}},
+    "searched": [...], "machine", "commit", "date", "minutes", ...}."""
+    from pathlib import Path
+
+    from .config import book_checkout
+
+    if path is None:
+        root = book_checkout()
+        if root is None:
+            raise FileNotFoundError("the seed-noise record ships with the book's repository (benchmarks/records/)")
+        path = root / "benchmarks" / "records" / NOISE_RECORD
+    return json.loads(Path(path).read_text())
+
+
+def noise_table(record: dict, metric: str = "mAP") -> str:
+    """Markdown: each row's mean +- standard deviation and min-max over the record's seeds, beside the published
+    number."""
+    published = {label: (m, r) for label, m, r in PUBLISHED_ROWS}
+    n = len(record["seeds"])
+    lines = [f"| row | {metric}, mean ± sd over {n} seeds | min–max | published |", "|---|---:|---:|---:|"]
+    for label, values in record["rows"].items():
+        x = np.asarray(values[metric])
+        pub = published.get(label.split(" (")[0], (None, None))[0 if metric == "mAP" else 1] \
+            if metric in ("mAP", "rank1") else None
+        lines.append(f"| {label} | {x.mean():.1f} ± {x.std(ddof=1):.1f} | {x.min():.1f}–{x.max():.1f} | "
+                     f"{'–' if pub is None else f'{pub:.1f}'} |")
+    return "\n".join(lines)
+
+
+def paired_differences(record: dict, metric: str = "mAP") -> list[dict]:
+    """For each of NOISE_PAIRS: the per-seed differences (row - other row, same seed), their mean, sd and 95 %
+    interval, and whether the published gain lies above that interval (larger than this noise) or inside it."""
+    out = []
+    for name, a, b, published in NOISE_PAIRS:
+        diff = np.asarray(record["rows"][a][metric]) - np.asarray(record["rows"][b][metric])
+        mean, sd, low, high = mean_interval(diff)
+        out.append({"pair": name, "differences": diff.round(2).tolist(), "mean": mean, "sd": sd, "low": low,
+                    "high": high, "published": published})
+    return out

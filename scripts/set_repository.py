@@ -5,7 +5,7 @@
 
 The repository is `repository.url` in _config.yml; the launch buttons (Colab) and the source
 links of the rendered book derive from it. Colab cannot read that file, so each notebook's
-set-up cell (`pip install "reid @ git+<url>"`), the Colab page and the README name the
+set-up cell (`pip install "reid[colab] @ git+<url>"`), the Colab page and the README name the
 repository too: this script rewrites every place that installs from or opens the old one
 (`git+https://github.com/<owner>/<name>`, `colab.research.google.com/github/<owner>/<name>/...`);
 the README's citation keeps naming the original. Only cell sources change; stored outputs
@@ -23,7 +23,7 @@ import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SETUP = re.compile(r'reid @ git\+https://github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?"')
+SETUP = re.compile(r'reid(?:\[[\w,]+\])? @ git\+https://github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?"')
 PAGES = ("README.md", "book/colab.md", "book/intro.md")
 
 

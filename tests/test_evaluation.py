@@ -86,7 +86,7 @@ def test_extract_features_flip_adds_the_mirror_image():
     import torch
     from torch import nn
 
-    from reid.evaluation import evaluate_features, extract_features
+    from reid.evaluation import evaluate_features, extract_features, extract_plain_and_flipped
 
     class LeftHalf(nn.Module):  # a "model" that sees only the left half of the image
         def forward(self, x):
@@ -99,6 +99,8 @@ def test_extract_features_flip_adds_the_mirror_image():
     flipped, _, _ = extract_features(LeftHalf(), loader, flip=True)
     assert plain.shape == (6, 3) and pids.tolist() == [1, 1, 2, 2, 3, 3] and camids.tolist() == [0, 1, 0, 1, 0, 1]
     assert torch.allclose(flipped, images.mean(dim=(2, 3)) * 2, atol=1e-6)  # left half + right half = whole
+    both = extract_plain_and_flipped(LeftHalf(), loader)  # one pass, both: the same bits as two passes
+    assert torch.equal(both[0], plain) and torch.equal(both[1], flipped) and both[2].tolist() == pids.tolist()
     with pytest.raises(ValueError, match="contain NaN"):
         evaluate_features(torch.full((6, 3), float("nan")), pids, camids, num_query=2)
 

@@ -1,5 +1,6 @@
 """The project's own files agree with each other."""
 
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -12,17 +13,24 @@ def test_toc_lists_every_notebook():
 
 
 def test_every_chapter_installs_the_package_from_the_repository_the_book_names():
-    """The Colab set-up cell and the launch buttons come from one setting: `repository.url`."""
+    """The Colab set-up cell and the launch buttons come from one setting: `repository.url`. The set-up cell is
+    the first code cell of every notebook, the same everywhere, and shown on the Colab page as it is
+    (tests/test_colab.py runs it on a stand-in for Colab)."""
     import json
 
     import yaml
 
     url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-    cell = f'!pip install -q "reid @ git+{url}"'
+    install = f'!pip install -q "reid[colab] @ git+{url}"'
+    page = (ROOT / "book" / "colab.md").read_text()
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         code = ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
-        assert 'if "google.colab" in sys.modules:' in code[0] and cell in code[0], f"{nb.name}: set-up cell"
-    assert cell in (ROOT / "book" / "colab.md").read_text()
+        assert 'if "google.colab" in sys.modules' in code[0] and install in code[0], f"{nb.name}: set-up cell"
+        assert "reid.setup()" in code[0], f"{nb.name}: the set-up cell places runs and data (reid.setup)"
+        shown = "\n".join(line for line in code[0].splitlines() if not line.startswith("#"))
+        assert shown.strip() in page, f"{nb.name}: book/colab.md shows another set-up cell"
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["colab"] == ["reid[export,search,fast]"]  # what every chapter needs beyond Colab's PyTorch
 
 
 def test_the_readme_shows_the_table_chapter_8_computed():

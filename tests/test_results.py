@@ -31,7 +31,7 @@ README_RESULTS = """
 
 
 def tiny(tmp_path, **changes) -> Config:
-    base = dict(data_root=str(tmp_path / "data"), synthetic_preset="tiny", input_size=(64, 32),
+    base = dict(data_root=str(tmp_path / "data"), synthetic_preset="tiny", input_size=(32, 16),
                 batch_size=16, max_epochs=2, warmup_epochs=1, steps=(1,), eval_period=2, checkpoint_period=2,
                 num_workers=0, output_dir=str(tmp_path / "runs"), name="b1", log_period=2)
     base.update(changes)
@@ -60,9 +60,12 @@ def test_seven_rows_in_the_published_order_beside_its_numbers(table_and_cfg):
     assert [(r.published_mAP, r.published_rank1) for r in table.rows] == [
         (85.8, 94.1), (86.3, 93.9), (86.2, 94.4), (86.6, 94.6), (94.1, 95.6), (None, None), (94.2, 95.8)]
     assert table.runs == {"B1": str(cfg.run_dir), "HEM": str(hem_config(cfg).run_dir),
-                          "tuning": str(tuning_config(cfg).run_dir)}
+                          "tuning": str(tuning_config(cfg, identities=6).run_dir)}
     assert hem_config(cfg).hard_factor == 0.2 and hem_config(cfg).name == "b1-hem"
     assert tuning_config(cfg).name == "b1-hem-val" and tuning_config(cfg).val_identities == 30
+    # another alpha, another held-out split: another model, in a run whose name says so (never the alpha-0.2 run)
+    assert hem_config(cfg, 0.4).name == "b1-hem0.4" and tuning_config(cfg, 0.4, 50).name == "b1-hem0.4-val50"
+    assert tuning_config(cfg, identities=6).name == "b1-hem-val6"
     for r in table.rows:
         assert 0 <= r.mINP <= 100 and 0 <= r.mAP <= 100 and 0 <= r.rank1 <= 100
     lines = table.markdown().splitlines()

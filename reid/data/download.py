@@ -194,36 +194,43 @@ def unpack_market1501(archive: str | os.PathLike, root: str | os.PathLike, sha25
 
 def download_market1501(root: str | os.PathLike, url: str = MARKET1501_URL, sha256: str | None = None,
                         allow_download: bool = False, retries: int = 3, timeout: float = 60.0, progress: bool = True,
-                        keep_archive: bool = False, counts: dict[str, int] | None = None) -> Path:
-    """Market-1501 in ``root/Market-1501-v15.09.15``: found there, unpacked from ``root/Market-1501-v15.09.15.zip``,
-    or downloaded (only with ``allow_download=True``). Returns the folder.
+                        keep_archive: bool = False, counts: dict[str, int] | None = None,
+                        archive_dir: str | os.PathLike | None = None) -> Path:
+    """Market-1501 in ``root/Market-1501-v15.09.15``: found there, unpacked from ``Market-1501-v15.09.15.zip`` in
+    `root` or in `archive_dir`, or downloaded (only with ``allow_download=True``). Returns the folder.
 
-    The download streams into ``<root>/Market-1501-v15.09.15.zip.part`` with a progress bar,
-    goes on from a partial file left by an earlier call, recognises a web page sent instead
-    of the zip, and is renamed to the ``.zip`` once complete; `unpack_market1501` then checks
-    the counts and moves the folder into place. The downloaded zip is deleted afterwards
-    unless `keep_archive`; an archive you put there yourself is kept.
+    The download streams into ``Market-1501-v15.09.15.zip.part`` (in `archive_dir` if given, else
+    `root`) with a progress bar, goes on from a partial file left by an earlier call, recognises
+    a web page sent instead of the zip, and is renamed to the ``.zip`` once complete;
+    `unpack_market1501` then checks the counts and moves the folder into place. A zip in
+    `archive_dir` is kept (on Colab that folder is on Google Drive: the next runtime unpacks it
+    instead of downloading it again); one downloaded into `root` is deleted afterwards unless
+    `keep_archive`; an archive you put there yourself is kept.
     """
     root = Path(root).expanduser()
     folder = root / MARKET1501_FOLDER
     if all((folder / s).is_dir() for s in MARKET1501_COUNTS):
         return folder
-    archive = root / ARCHIVE
-    if archive.exists():
-        return unpack_market1501(archive, root, sha256, counts)
+    store = Path(archive_dir).expanduser() if archive_dir else root
+    for archive in dict.fromkeys((root / ARCHIVE, store / ARCHIVE)):
+        if archive.exists():
+            return unpack_market1501(archive, root, sha256, counts)
     if not allow_download:
+        where = f"{root}" + (f" or {store}" if store != root else "")
         raise FileNotFoundError(
-            f"Market-1501 is not at {folder}. Download it with reid.data.download_market1501({str(root)!r}, "
-            f"allow_download=True) (Colab), or put {ARCHIVE} into {root} and call it again, or unzip it there yourself"
+            f"Market-1501 is not at {folder}, and no {ARCHIVE} is in {where}. Download it with "
+            f"reid.data.download_market1501({str(root)!r}, allow_download=True) (on Colab, reid.setup() allows it), "
+            f"or put {ARCHIVE} into {where} and call it again, or unzip it into {root} yourself"
         )
-    root.mkdir(parents=True, exist_ok=True)
-    part = fetch(url, root / (ARCHIVE + ".part"), retries, timeout, progress)
+    store.mkdir(parents=True, exist_ok=True)
+    part = fetch(url, store / (ARCHIVE + ".part"), retries, timeout, progress)
+    archive = store / ARCHIVE
     os.replace(part, archive)
     try:
         folder = unpack_market1501(archive, root, sha256, counts)
     except DownloadError:
         archive.unlink()  # damaged or wrong: the next call downloads afresh
         raise
-    if not keep_archive:
+    if store == root and not keep_archive:
         archive.unlink()
     return folder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 from typing import Callable, Sequence
@@ -12,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
 from ..config import Config
+from .download import download_market1501
 from .market1501 import MARKET1501_FOLDER, Market1501, Record, carve_validation
 from .sampler import RandomIdentitySampler
 from .synthetic import make_synthetic_market
@@ -67,11 +69,16 @@ def dataset_root(cfg: Config, verbose: bool = False) -> Path:
     if cfg.dataset == "synthetic":
         return make_synthetic_market(cfg.data_root, cfg.synthetic_preset, cfg.synthetic_seed, verbose=verbose)
     root = Path(cfg.data_root).expanduser() / cfg.market_dir
+    archives, allow = os.environ.get("REID_ARCHIVES"), os.environ.get("REID_ALLOW_DOWNLOAD") == "1"
+    if not root.is_dir() and cfg.market_dir == MARKET1501_FOLDER and (archives or allow):
+        # as reid.setup() arranges on Colab: the zip kept in REID_ARCHIVES (Drive), unpacked to the local disk
+        return download_market1501(cfg.data_root, allow_download=allow, archive_dir=archives)
     if not root.is_dir():
         raise FileNotFoundError(
             f"Market-1501 is not at {root} (cfg.data_root={cfg.data_root!r}, cfg.market_dir={cfg.market_dir!r}). "
-            f"Unzip {MARKET1501_FOLDER}.zip there, point cfg.data_root at its parent folder, or on Colab run "
-            f"reid.data.download_market1501({cfg.data_root!r}, allow_download=True)"
+            f"Unzip {MARKET1501_FOLDER}.zip there, point cfg.data_root at its parent folder, or put the zip in a "
+            f"folder named by REID_ARCHIVES; on Colab, reid.setup() (the first cell of every chapter) downloads it "
+            f"on first use"
         )
     return root
 

@@ -1,0 +1,74 @@
+"""Where runs and data live, said once: the set-up call at the top of every chapter.
+
+    import reid
+    reid.setup()   # prints one line: where runs and datasets are
+
+Everywhere, runs go to `REID_RUNS` if it is set, else to `runs/` at the root of the book's
+checkout (the same folder whether a chapter runs from notebooks/ or a command from the
+repository root), and datasets to `REID_DATA`, else `~/.cache/reid-book` (`reid.config`).
+
+On Colab each notebook is a runtime of its own with an empty disk, and a runtime is
+reclaimed when it disconnects. There `setup()` mounts Google Drive and sets:
+
+* `REID_RUNS` = /content/drive/MyDrive/reid-book/runs: checkpoints and weights survive the
+  runtime, and every chapter finds the runs of the others;
+* `REID_DATA` = /content/reid-data, the runtime's local disk: reading 30,000 small JPEGs
+  from Drive is slow, from local disk fast;
+* `REID_ARCHIVES` = /content/drive/MyDrive/reid-book: Market-1501's zip is kept there once
+  (downloaded by the first chapter that needs it, or uploaded by you), and unpacked to the
+  local disk in each new runtime (`reid.data.dataset_root`);
+* `REID_ALLOW_DOWNLOAD` = 1: that first chapter may download the zip (the guarded, resumable
+  `reid.data.download_market1501`; off Colab nothing is downloaded unless you ask).
+
+A variable already set is left as it is. Elsewhere `setup()` sets nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .config import default_data_root, default_output_dir
+
+COLAB_CONTENT = "/content"  # Colab's working folder (REID_COLAB_CONTENT moves it, for tests)
+DRIVE_FOLDER = "MyDrive/reid-book"  # the book's folder on Google Drive, under the mount point
+
+
+def on_colab() -> bool:
+    """Whether this is a Colab runtime (its `google.colab` module is loaded)."""
+    return "google.colab" in sys.modules
+
+
+def colab_paths() -> dict[str, Path]:
+    """Where `setup()` puts things on Colab: the Drive mount point, runs, archives, and the local data folder."""
+    content = Path(os.environ.get("REID_COLAB_CONTENT", COLAB_CONTENT))
+    drive = content / "drive"
+    book = drive / DRIVE_FOLDER
+    return {"drive": drive, "runs": book / "runs", "archives": book, "data": content / "reid-data"}
+
+
+def setup(verbose: bool = True) -> dict[str, str]:
+    """Place runs and data (see the module's text); returns {"runs", "data", "archives"} and prints one line.
+
+    On Colab: mounts Google Drive (Colab asks for access once per runtime), then sets
+    REID_RUNS, REID_DATA and REID_ARCHIVES unless they are set. Elsewhere it changes nothing.
+    """
+    if on_colab():
+        from google.colab import drive
+
+        paths = colab_paths()
+        if not (paths["drive"] / "MyDrive").is_dir():
+            drive.mount(str(paths["drive"]))
+        for name, key in (("REID_RUNS", "runs"), ("REID_DATA", "data"), ("REID_ARCHIVES", "archives")):
+            os.environ.setdefault(name, str(paths[key]))
+        os.environ.setdefault("REID_ALLOW_DOWNLOAD", "1")
+        Path(os.environ["REID_RUNS"]).mkdir(parents=True, exist_ok=True)
+    where = {"runs": str(Path(default_output_dir()).resolve()), "data": str(Path(default_data_root()).resolve()),
+             "archives": os.environ.get("REID_ARCHIVES", "")}
+    if verbose:
+        line = f"runs in {where['runs']}; datasets in {where['data']}"
+        if where["archives"]:
+            line += f"; Market-1501's zip kept in {where['archives']}"
+        print(("Colab: " if on_colab() else "") + line)
+    return where
