@@ -46,7 +46,7 @@ def commit() -> str:
 def text_record(record: dict) -> str:
     lines = [f"# python benchmarks/seed_noise.py --seeds {' '.join(map(str, record['seeds']))}",
              f"# {record['date']}, {record['machine']}, commit {record['commit']}, {record['minutes']:.0f} minutes",
-             f"# {record['what']}", ""]
+             f"# {record['what']}"] + ([f"# note: {record['note']}"] if record.get("note") else []) + [""]
     for metric in ("mAP", "rank1", "mINP"):
         lines += [noise_table(record, metric), ""]
     lines.append("Paired per-seed differences in mAP (points), 95 % Student-t interval of the mean over "
@@ -71,14 +71,25 @@ def main() -> None:
                         help="where the runs are written (default: <runs>/seed-noise)")
     parser.add_argument("--record", type=Path, default=ROOT / "benchmarks" / "records" / NOISE_RECORD)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--note", help="a remark stored with the record (e.g. that the machine was shared)")
+    parser.add_argument("--text-only", action="store_true", help="only write the .txt again from the JSON record")
     args = parser.parse_args()
+    if args.text_only:
+        record = json.loads(args.record.read_text())
+        if args.note:
+            record["note"] = args.note
+            atomic_write(args.record, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
+        atomic_write(args.record.with_suffix(".txt"), lambda tmp: Path(tmp).write_text(text_record(record)))
+        print(text_record(record))
+        return
     torch.set_num_threads(args.threads)
     record = json.loads(args.record.read_text()) if args.record.exists() else None
     base = Config.book("smoke", output_dir=str(args.runs))
     dataset = load_dataset(base, verbose=False)
     if record is None or record.get("profile") != "smoke":
-        record = {"what": "chapter 8's rows on the smoke profile (synthetic set, ResNet18 at 64x32, 10 epochs), one "
-                          "training seed per column; the tuning model of the searched row is trained per seed",
+        record = {"what": f"chapter 8's rows on the smoke profile (synthetic set, {base.backbone} at "
+                          f"{base.input_size[0]}x{base.input_size[1]}, {base.max_epochs} epochs), one training seed "
+                          "per column; the tuning model of the searched row is trained per seed",
                   "profile": "smoke", "seeds": [], "rows": {}, "searched": [], "minutes": 0.0}
     for seed in args.seeds:
         if seed in record["seeds"]:

@@ -180,6 +180,28 @@ def expanded_sets(knn: torch.Tensor, k1: int, chunk_size: int = 2048) -> tuple[t
     return torch.cat([c[1] for c in chunks]), torch.cat([c[2] for c in chunks])
 
 
+@torch.no_grad()
+def re_ranking_plain(q_feats: torch.Tensor, g_feats: torch.Tensor, k1: int = 20, k2: int = 6,
+                     lambda_value: float = 0.3) -> torch.Tensor:
+    """The whole method for a small problem, plainly: N x N matrices, a loop per image, float64 (steps 1-6 of the
+    module's text). `re_ranking` computes the same in float32 without ever holding an N x N matrix."""
+    feats = torch.cat([q_feats, g_feats]).double()
+    nq, n = len(q_feats), len(feats)
+    d = torch.cdist(feats, feats).pow(2)
+    d = d / d.max(dim=1, keepdim=True).values  # 1. each row divided by its maximum
+    knn = d.argsort(dim=1, stable=True)  # every image's neighbours, itself first
+    v = torch.zeros(n, n, dtype=torch.float64)
+    for i in range(n):
+        members = expanded_set(knn, i, k1)  # 2. R(i, k1), expanded
+        weights = torch.exp(-d[i, members])
+        v[i, members] = weights / weights.sum()  # 3. Gaussian weights that sum to 1
+    if k2 > 1:
+        v = torch.stack([v[knn[i, :k2]].mean(0) for i in range(n)])  # 4. local query expansion
+    inter = torch.minimum(v[:nq, None, :], v[None, nq:, :]).sum(-1)  # (nq, ng): sum_k min(V_q, V_g)
+    jaccard = 1 - inter / (2 - inter)  # 5. sum_k max(V_q, V_g) = 2 - sum_k min(V_q, V_g)
+    return (1 - lambda_value) * jaccard + lambda_value * d[:nq, nq:]  # 6. the mix
+
+
 # --------------------------------------------------------------------------------------
 # V, a sparse matrix
 # --------------------------------------------------------------------------------------

@@ -340,25 +340,36 @@ def show_distance_histograms(distmat, q_pids, g_pids, q_camids, g_camids, title:
     return fig
 
 
-def show_search_heatmap(result, metric: str = "mAP") -> plt.Figure:
-    """The search grid as heatmaps of `metric` over (k1, k2), one panel per lambda; the best point circled."""
+def show_search_heatmap(result, marks: dict[str, tuple[int, int, float]] | None = None) -> plt.Figure:
+    """The search grid as heatmaps of its criterion, mAP + Rank-1 (person-reid-tiny-baseline's), over (k1, k2), one
+    panel per lambda, on one colour scale. The grid has a point only where k2 <= 0.7 k1 (the blank corner) and
+    its k1 and k2 values are unevenly spaced (the axes list them). A red circle marks the best point; `marks`
+    adds named points (e.g. the paper's setting) as black crosses on their lambda's panel; the legend is below."""
     lambdas = sorted({r["lambda"] for r in result.rows})
     k1s, k2s = sorted({r["k1"] for r in result.rows}), sorted({r["k2"] for r in result.rows})
-    fig, axes = plt.subplots(1, len(lambdas), figsize=(3.9 * len(lambdas), 3.9), squeeze=False, sharey=True)
-    values = [100 * r[metric] for r in result.rows]
+    fig, axes = plt.subplots(1, len(lambdas), figsize=(3.9 * len(lambdas), 4.1), squeeze=False, sharey=True)
+    values = [100 * (r["mAP"] + r["rank1"]) for r in result.rows]
     vmin, vmax = min(values), max(values)
     for ax, lam in zip(axes[0], lambdas):
         grid = np.full((len(k2s), len(k1s)), np.nan)
         for r in result.rows:
             if r["lambda"] == lam:
-                grid[k2s.index(r["k2"]), k1s.index(r["k1"])] = 100 * r[metric]
+                grid[k2s.index(r["k2"]), k1s.index(r["k1"])] = 100 * (r["mAP"] + r["rank1"])
         im = ax.imshow(grid, origin="lower", cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
         ax.set_xticks(range(len(k1s)), k1s, fontsize=8, rotation=90), ax.set_yticks(range(len(k2s)), k2s, fontsize=8)
         ax.set_xlabel("k1", fontsize=10), ax.set_title(f"λ = {lam}", fontsize=11)
         if result.best["lambda"] == lam:
-            ax.plot(k1s.index(result.best["k1"]), k2s.index(result.best["k2"]), "o", mfc="none", mec="red", ms=10)
+            ax.plot(k1s.index(result.best["k1"]), k2s.index(result.best["k2"]), "o", mfc="none", mec="red", ms=11,
+                    mew=2, label="best by the criterion")
+        for name, (k1, k2, mark_lam) in (marks or {}).items():
+            if mark_lam == lam and k1 in k1s and k2 in k2s:
+                ax.plot(k1s.index(k1), k2s.index(k2), "x", color="black", ms=9, mew=2, label=name)
     axes[0, 0].set_ylabel("k2", fontsize=10)
-    fig.colorbar(im, ax=axes[0].tolist(), label=f"{metric} (%)", shrink=0.8)
+    handles = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels())}
+    fig.subplots_adjust(bottom=0.27 if handles else 0.2, left=0.05, right=0.98, wspace=0.1)
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.colorbar(im, ax=axes[0].tolist(), label="mAP + Rank-1 (%)", shrink=0.8, pad=0.01)
     return fig
 
 
@@ -375,48 +386,116 @@ def show_k_reciprocal(records: Sequence[Record], index: int, neighbours: Sequenc
     for ax in axes.flat:
         ax.axis("off")
     axes[0, 0].axis("on")
-    _show(axes[0, 0], np.asarray(read_image(centre.path)), f"image (id {centre.pid})", "black")
+    _show(axes[0, 0], np.asarray(read_image(centre.path)), f"image (id {centre.pid}, c{centre.camid + 1})", "black")
     for k, (n, recip) in enumerate(shown):
         ax = axes[1 + k // cols, k % cols]
         ax.axis("on")
         rec = records[n]
-        _show(ax, np.asarray(read_image(rec.path)), f"{k + 1}: {'same' if rec.pid == centre.pid else 'other'}",
-              "tab:blue" if recip else "0.7")
-    fig.suptitle("nearest neighbours: blue = k-reciprocal, grey = one-way", fontsize=10)
+        _show(ax, np.asarray(read_image(rec.path)),
+              f"{k + 1}: {'same' if rec.pid == centre.pid else 'other'} c{rec.camid + 1}", "tab:blue" if recip else "0.7")
+    fig.suptitle("nearest neighbours, nearest first (same/other person, camera): blue = k-reciprocal, grey = one-way",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
 
+# What each row of the results table adds, and over which row (the table's rows, in order after B1).
+GAIN_BASES = {"B1 + flipped features": "B1: triplet + softmax + center", "B1 + HEM": "B1: triplet + softmax + center",
+              "B1 + flipped features + HEM": "B1 + HEM", "B1 + HEM + re-ranking": "B1 + HEM",
+              "B1 + HEM + re-ranking as the code runs it": "B1 + HEM", "B1 + HEM + searched re-ranking": "B1 + HEM"}
+
+
 def show_results(table) -> plt.Figure:
-    """The results table as gains over B1: each trick's change in mAP and Rank-1, ours beside the published one.
+    """What each trick adds, over the row it is added to: flipping or HEM over B1, flipping over HEM, each
+    re-ranking over HEM; ours beside the published change (mAP, Rank-1), and ours alone for mINP (not published).
 
     `table` is a `reid.results.ResultsTable`. Absolute levels differ between datasets; what a
     trick adds is what can be compared. A row without a published number has one bar.
     """
-    rows = table.rows[1:]
-    base = table.rows[0]
-    labels = [r.label.removeprefix("B1 + ") for r in rows]
+    by_label = {r.label: r for r in table.rows}
+    rows = [r for r in table.rows if r.label in GAIN_BASES]
+    labels = [f"{r.label.removeprefix('B1 + ')}  (over {GAIN_BASES[r.label].split(':')[0]})" for r in rows]
     y = np.arange(len(rows))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.55 * len(rows) + 1.2), sharey=True)
-    for ax, (key, title) in zip(axes, (("mAP", "mAP"), ("rank1", "Rank-1"))):
-        ours = [getattr(r, key) - getattr(base, key) for r in rows]
-        published = [(yi, getattr(r, f"published_{key}") - getattr(base, f"published_{key}")) for yi, r in zip(y, rows)
-                     if getattr(r, f"published_{key}") is not None]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.6 * len(rows) + 1.4), sharey=True)
+    for ax, (key, title) in zip(axes, (("mAP", "mAP"), ("rank1", "Rank-1"), ("mINP", "mINP (not published)"))):
+        base = [by_label[GAIN_BASES[r.label]] for r in rows]
+        ours = [getattr(r, key) - getattr(b, key) for r, b in zip(rows, base)]
+        published = []
+        if key != "mINP":
+            published = [(yi, getattr(r, f"published_{key}") - getattr(b, f"published_{key}"))
+                         for yi, r, b in zip(y, rows, base) if getattr(r, f"published_{key}") is not None]
         ax.barh(y - 0.2, ours, height=0.4, color="tab:blue", label="this book (measured)")
-        ax.barh([yi + 0.2 for yi, _ in published], [v for _, v in published], height=0.4, color="tab:grey",
-                label="person-reid-tiny-baseline, Market-1501")
+        if published:
+            ax.barh([yi + 0.2 for yi, _ in published], [v for _, v in published], height=0.4, color="tab:grey",
+                    label="person-reid-tiny-baseline, Market-1501")
         for yi, value in [(yi - 0.2, v) for yi, v in zip(y, ours)] + [(yi + 0.2, v) for yi, v in published]:
             ax.annotate(f"{value:+.1f}", (value, yi), xytext=(3 if value >= 0 else -3, 0),
                         textcoords="offset points", va="center", ha="left" if value >= 0 else "right", fontsize=7)
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_title(f"{title}: change over B1 (points)", fontsize=10)
+        ax.set_title(f"{title}: change (points)", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
-        ax.margins(x=0.15)  # room for the labels at the ends of the bars
+        ax.margins(x=0.2)  # room for the labels at the ends of the bars
     axes[0].set_yticks(y, labels, fontsize=8)
     axes[0].invert_yaxis()
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, fontsize=8, loc="lower center", ncol=2, frameon=False)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def show_seed_spread(record: dict, single: dict | None = None, metric: str = "mAP") -> plt.Figure:
+    """One dot per training seed for every row of the results table (`reid.results.load_noise_record`), the mean
+    as a bar, and `single` ({row: value}, e.g. the table this chapter trained) as a red ring."""
+    rows = list(record["rows"])
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.3))
+    for yi, row in enumerate(rows):
+        values = np.asarray(record["rows"][row][metric])
+        ax.scatter(values, np.full(len(values), yi), s=22, color="tab:blue", alpha=0.8,
+                   label="one training seed" if yi == 0 else None, zorder=3)
+        ax.plot([values.mean()] * 2, [yi - 0.3, yi + 0.3], color="black", lw=1.5,
+                label=f"mean over {len(values)} seeds" if yi == 0 else None)
+        if single and row in single:
+            ax.scatter([single[row]], [yi], s=90, facecolors="none", edgecolors="red", lw=1.5, zorder=4,
+                       label="this chapter's single run" if yi == 0 else None)
+    ax.set_yticks(range(len(rows)), [r.removeprefix("B1 + ") for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{metric} (%), synthetic set, smoke profile"), ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def show_training_run(history: Sequence[dict], title: str | None = None, zoom_from: int | None = None) -> plt.Figure:
+    """A long run's curves: each loss part on a log scale (the small ones stay visible), training accuracy, the
+    test scores, and the test scores again from epoch `zoom_from` (default: half the run) on an axis fitted to
+    them, where the last points differ by tenths; legends outside the curves."""
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b, c, z) = plt.subplots(1, 4, figsize=(15, 3.4))
+    for key, colour, style in (("loss_total", "black", "--"), ("loss_id", "tab:blue", "-"),
+                               ("loss_triplet", "tab:orange", "-"), ("loss_center", "tab:green", "-")):
+        if key in history[0]:
+            a.plot(epochs, [h[key] for h in history], style, color=colour, label=key.removeprefix("loss_"))
+    a.set_yscale("log"), a.set_xlabel("epoch"), a.set_title("loss parts (weighted), log scale", fontsize=10)
+    a.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False)
+    b.plot(epochs, [100 * h["accuracy"] for h in history], color="tab:blue")
+    b.set_xlabel("epoch"), b.set_ylabel("%"), b.set_title("training accuracy (ID classifier)", fontsize=10)
+    evaluated = [h for h in history if "mAP" in h]
+    zoom_from = zoom_from if zoom_from is not None else max(epochs) // 2
+    keys = [(k, colour, label) for k, colour, label in (("mAP", "tab:purple", "mAP"), ("rank1", "tab:red", "Rank-1"),
+                                                       ("mINP", "tab:green", "mINP")) if k in evaluated[0]]
+    for ax, points in ((c, evaluated), (z, [h for h in evaluated if h["epoch"] >= zoom_from])):
+        for key, colour, label in keys:
+            ax.plot([h["epoch"] for h in points], [100 * h[key] for h in points], "o-", ms=4, color=colour, label=label)
+        ax.set_xlabel("epoch"), ax.set_ylabel("%"), ax.grid(alpha=0.3)
+    c.set_ylim(0, 100), c.set_title("test set (query vs gallery)", fontsize=10), c.legend(fontsize=8, loc="lower right")
+    late = [100 * h[k] for h in evaluated if h["epoch"] >= zoom_from for k, _, _ in keys]
+    z.set_ylim(min(late) - 0.5, min(100.0, max(late) + 0.5))
+    z.set_title(f"the same from epoch {zoom_from}, zoomed", fontsize=10)
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return fig
 
 
@@ -434,5 +513,38 @@ def show_throughput(rates: dict[str, float], title: str) -> plt.Figure:
     ax.set_title(title, fontsize=10)
     ax.margins(x=0.12)
     ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def show_query_changes(before, after, n_matches, labels: tuple[str, str] = ("without", "with")) -> plt.Figure:
+    """What a change does to each query: its AP (left) and the rank of its hardest true match (right), before
+    against after; points under the diagonal on the right found their last match sooner.
+
+    `before` and `after` are `reid.evaluation.rank_statistics` results (first rank, AP, INP per
+    query); `n_matches` (per query) turns INP back into the rank of the hardest match (n / INP).
+    Queries with no true match are left out."""
+    first_b, ap_b, inp_b = (np.asarray(a) for a in before)
+    first_a, ap_a, inp_a = (np.asarray(a) for a in after)
+    n = np.asarray(n_matches, dtype=np.float64)
+    keep = (first_b > 0) & (first_a > 0)
+    last_b, last_a = n[keep] / inp_b[keep], n[keep] / inp_a[keep]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    ax = axes[0]
+    better, worse = int((ap_a[keep] > ap_b[keep] + 1e-9).sum()), int((ap_a[keep] < ap_b[keep] - 1e-9).sum())
+    ax.scatter(100 * ap_b[keep], 100 * ap_a[keep], s=6, alpha=0.5)
+    ax.plot([0, 100], [0, 100], color="black", lw=0.8)
+    ax.set_xlabel(f"AP {labels[0]} (%)"), ax.set_ylabel(f"AP {labels[1]} (%)")
+    ax.set_title(f"AP per query: {better} rise, {worse} fall", fontsize=10)
+    ax.set_xlim(0, 100), ax.set_ylim(0, 100), ax.set_aspect("equal")
+    ax = axes[1]
+    sooner, later = int((last_a < last_b).sum()), int((last_a > last_b).sum())
+    ax.scatter(last_b, last_a, s=6, alpha=0.5, color="tab:green")
+    top = max(last_b.max(), last_a.max()) * 1.2
+    ax.plot([1, top], [1, top], color="black", lw=0.8)
+    ax.set_xscale("log"), ax.set_yscale("log"), ax.set_xlim(0.8, top), ax.set_ylim(0.8, top)
+    ax.set_xlabel(f"rank of the hardest true match, {labels[0]}"), ax.set_ylabel(f"... {labels[1]}")
+    ax.set_title(f"hardest match: {sooner} sooner, {later} later", fontsize=10)
+    ax.set_aspect("equal")
     fig.tight_layout()
     return fig

@@ -71,6 +71,18 @@ def test_agrees_with_the_classic_algorithm(seed, k1, k2, lam, way):
     assert abs(ref_map - our_map) < 1e-6
 
 
+@pytest.mark.parametrize("seed, k1, k2, lam", [(0, 20, 6, 0.3), (1, 5, 1, 0.0), (4, 30, 10, 0.1)])
+def test_chapter_7s_plain_version_is_the_classic_algorithm_and_the_package(seed, k1, k2, lam):
+    """`re_ranking_plain` (dense, a loop per image, float64), shown first in chapter 7, against the transcription
+    of the classic code above and against `re_ranking`."""
+    from reid.reranking import re_ranking_plain
+
+    q, g, _, _ = clustered(seed, 40, 160, 25)
+    plain = re_ranking_plain(torch.from_numpy(q), torch.from_numpy(g), k1, k2, lam).numpy()
+    assert np.abs(plain - classic_re_ranking(q, g, k1, k2, lam)).max() < 1e-12
+    assert np.abs(plain - re_ranking(torch.from_numpy(q), torch.from_numpy(g), k1, k2, lam).numpy()).max() < 1e-6
+
+
 def test_every_way_of_the_jaccard_sums_agrees_on_long_and_short_rows():
     """The search's extremes: long expanded rows in a small gallery (dense wins), one neighbour (the join wins)."""
     from reid.reranking import nearest_neighbours, query_expansion, weighted_sets, jaccard_numerator

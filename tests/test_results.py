@@ -3,6 +3,7 @@
 import dataclasses
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -111,9 +112,19 @@ def test_a_second_call_loads_the_models_instead_of_training(table_and_cfg):
     assert [r.mAP for r in again.rows] == [r.mAP for r in table.rows]
 
 
-def test_the_figure_shows_each_gain_and_its_published_twin(table_and_cfg):
-    fig = show_results(table_and_cfg[0])
-    assert [len(ax.patches) for ax in fig.axes] == [6 + 5, 6 + 5]  # the added row has no published bar
+def test_the_figure_shows_each_gain_over_its_base_and_its_published_twin(table_and_cfg):
+    from reid.visualize import GAIN_BASES
+
+    table = table_and_cfg[0]
+    fig = show_results(table)
+    # mAP and Rank-1: 6 gains and 5 published ones (the added row has none); mINP: ours alone
+    assert [len(ax.patches) for ax in fig.axes] == [6 + 5, 6 + 5, 6]
+    by_label = {r.label: r for r in table.rows}
+    widths = [p.get_width() for p in fig.axes[0].patches[:6]]
+    expected = [r.mAP - by_label[GAIN_BASES[r.label]].mAP for r in table.rows[1:]]
+    assert np.allclose(widths, expected)  # e.g. re-ranking over HEM, not over B1
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[3] == "HEM + re-ranking  (over B1 + HEM)" and labels[0] == "flipped features  (over B1)"
 
 
 def test_the_recipe_must_be_b1_on_every_identity(tmp_path):
