@@ -69,7 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
     if main_process:
         print(f"training {cfg.name!r} ({cfg.backbone}, {cfg.dataset}, {cfg.max_epochs} epochs) on "
-          f"{describe_device(get_device(cfg.device))}; files in {cfg.run_dir}", flush=True)
+              f"{describe_device(get_device(cfg.device))}; files in {cfg.run_dir.resolve()}", flush=True)
     result = train(cfg, resume=args.resume, progress=not args.quiet)
     if main_process:
         if result.final is not None:

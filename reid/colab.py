@@ -48,8 +48,14 @@ def colab_paths() -> dict[str, Path]:
     return {"drive": drive, "runs": book / "runs", "archives": book, "data": content / "reid-data"}
 
 
-def setup(verbose: bool = True) -> dict[str, str]:
-    """Place runs and data (see the module's text); returns {"runs", "data", "archives"} and prints one line.
+def where() -> dict[str, str]:
+    """{"runs", "data", "archives"}: where runs, datasets and (on Colab) Market-1501's zip are, as full paths."""
+    return {"runs": str(Path(default_output_dir()).resolve()), "data": str(Path(default_data_root()).resolve()),
+            "archives": os.environ.get("REID_ARCHIVES", "")}
+
+
+def setup(verbose: bool = True) -> None:
+    """Place runs and data (see the module's text) and print one line saying where they are (`where`).
 
     On Colab: mounts Google Drive (Colab asks for access once per runtime), then sets
     REID_RUNS, REID_DATA and REID_ARCHIVES unless they are set. Elsewhere it changes nothing.
@@ -64,11 +70,9 @@ def setup(verbose: bool = True) -> dict[str, str]:
             os.environ.setdefault(name, str(paths[key]))
         os.environ.setdefault("REID_ALLOW_DOWNLOAD", "1")
         Path(os.environ["REID_RUNS"]).mkdir(parents=True, exist_ok=True)
-    where = {"runs": str(Path(default_output_dir()).resolve()), "data": str(Path(default_data_root()).resolve()),
-             "archives": os.environ.get("REID_ARCHIVES", "")}
     if verbose:
-        line = f"runs in {where['runs']}; datasets in {where['data']}"
-        if where["archives"]:
-            line += f"; Market-1501's zip kept in {where['archives']}"
+        places = where()
+        line = f"runs in {places['runs']}; datasets in {places['data']}"
+        if places["archives"]:
+            line += f"; Market-1501's zip kept in {places['archives']}"
         print(("Colab: " if on_colab() else "") + line)
-    return where

@@ -157,6 +157,7 @@ def test_cli_trains_and_tests(tiny_data):
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert "final: mAP" in out
+    assert f"files in {cfg.run_dir.resolve()}" in out  # where the run is, said as a full path
     proc = cli("test", "--run", str(cfg.run_dir), "--num-workers", "0")
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out

@@ -132,3 +132,41 @@ def test_the_recipe_must_be_b1_on_every_identity(tmp_path):
         reproduce_table(tiny(tmp_path, hard_factor=0.2))
     with pytest.raises(ValueError, match="every training identity"):
         reproduce_table(dataclasses.replace(tiny(tmp_path), val_identities=6))
+
+
+def test_chapter_8_and_the_readme_read_the_seed_noise_record():
+    """Chapter 8's noise tables and intervals are the record's (benchmarks/records/seed_noise_2core_cpu.json), its
+    statement about where its single run lies is true of its own stored table, and the README's ± column is the
+    record's: none can drift from the record unnoticed."""
+    import json
+    import re
+    from pathlib import Path
+
+    from reid.results import load_noise_record, noise_table, paired_differences
+
+    root = Path(__file__).resolve().parents[1]
+    record = load_noise_record()
+    assert len(record["seeds"]) >= 5 and all(len(v["mAP"]) == len(record["seeds"]) for v in record["rows"].values())
+    nb = json.loads((root / "notebooks" / "08_results.ipynb").read_text())
+    shown = [("".join(o["data"].get("text/markdown", "")), "".join(o.get("text", "")))
+             for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    markdown, streams = "\n".join(m for m, _ in shown), "\n".join(t for _, t in shown)
+    for metric in ("mAP", "rank1"):
+        assert noise_table(record, metric) in markdown, f"chapter 8's {metric} noise table is not the record's"
+    for d in paired_differences(record):
+        assert f"| {d['pair']} |" in markdown and f"{d['mean']:+.1f} ± {d['sd']:.1f}" in markdown, d["pair"]
+        assert f"[{d['low']:+.1f}, {d['high']:+.1f}]" in markdown, d["pair"]
+    single = {}
+    for line in markdown.splitlines():  # the single-run table: | label (note) | mAP | Rank-1 | mINP | ...
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        label = re.sub(r" \(k1=.*\)$", "", cells[0])
+        if len(cells) == 6 and label in record["rows"]:
+            single[label] = float(cells[1])
+    assert set(single) == set(record["rows"]), "chapter 8's single-run table has every row of the record"
+    inside = all(min(record["rows"][k]["mAP"]) - 0.05 <= v <= max(record["rows"][k]["mAP"]) + 0.05
+                 for k, v in single.items())
+    assert f"within the seeds' range, every row: {inside}" in streams
+    readme = (root / "README.md").read_text()
+    for label, values in record["rows"].items():
+        x = np.asarray(values["mAP"])
+        assert f"{x.mean():.1f} ± {x.std(ddof=1):.1f}" in readme, f"README: the ± of {label!r} is not the record's"
