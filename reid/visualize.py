@@ -196,16 +196,36 @@ def show_bnneck(feat_before: torch.Tensor, feat_after: torch.Tensor) -> plt.Figu
     return fig
 
 
-def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> plt.Figure:
-    """One panel per loss: the 2-D test embedding, coloured by class, on equal axes with their scale."""
-    fig, axes = plt.subplots(1, len(results), figsize=(2.6 * len(results), 2.8), squeeze=False)
-    for ax, (name, (emb, labels)) in zip(axes[0], results.items()):
-        ax.scatter(emb[:, 0].numpy(), emb[:, 1].numpy(), c=labels.numpy(), cmap="tab10", s=5, vmin=0, vmax=9)
+def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]], angles: bool = True) -> plt.Figure:
+    """One column per loss: the 2-D test embedding coloured by class, on equal axes with their scale, and
+    (`angles`) below it each point's angle around the origin, a row per class. Each panel's title gives
+    its within/between ratio (`reid.toy.spread_ratios`): smaller is tighter classes for their spacing."""
+    from .toy import spread_ratios
+
+    rows = 2 if angles else 1
+    fig, axes = plt.subplots(rows, len(results), figsize=(2.9 * len(results), 3.2 + 1.9 * (rows - 1)),
+                             gridspec_kw={"height_ratios": [3, 1.3][:rows]}, squeeze=False)
+    for col, (name, (emb, labels)) in enumerate(results.items()):
+        by_distance, by_angle = spread_ratios(emb, labels)
+        colours = {"c": labels.numpy(), "cmap": "tab10", "vmin": 0, "vmax": 9}
+        ax = axes[0, col]
+        ax.scatter(emb[:, 0].numpy(), emb[:, 1].numpy(), s=5, **colours)
         ax.axhline(0, color="0.85", lw=0.8, zorder=0), ax.axvline(0, color="0.85", lw=0.8, zorder=0)
-        ax.set_title(name, fontsize=10)
-        ax.tick_params(labelsize=7)  # the scale: distances (and the triplet margin) can be read off the axes
+        ax.set_title(f"{name}\ndistance: within/between {by_distance:.2f}", fontsize=9)
+        ax.tick_params(labelsize=8)  # the scale: distances (and the triplet margin) can be read off the axes
         ax.grid(alpha=0.25, lw=0.5)
         ax.set_aspect("equal", adjustable="datalim")
+        if angles:
+            ax = axes[1, col]
+            theta = torch.rad2deg(torch.atan2(emb[:, 1], emb[:, 0]))
+            jitter = 0.3 * (torch.rand(len(labels), generator=torch.Generator().manual_seed(0)) - 0.5)
+            ax.scatter(theta.numpy(), (labels + jitter).numpy(), s=4, **colours)
+            ax.set_xlim(-180, 180), ax.set_xticks([-180, -90, 0, 90, 180]), ax.set_yticks([])
+            ax.tick_params(labelsize=8), ax.grid(axis="x", alpha=0.3)
+            ax.set_xlabel("angle around the origin (°)", fontsize=8)
+            ax.set_title(f"angle: within/between {by_angle:.2f}", fontsize=9)
+    if angles:
+        axes[1, 0].set_ylabel("class", fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -1,7 +1,9 @@
+import math
+
 import pytest
 import torch
 
-from reid.toy import toy_data, train_toy_embedding
+from reid.toy import spread_ratios, toy_data, train_toy_embedding
 
 
 def test_toy_splits_share_classes_not_samples():
@@ -24,3 +26,25 @@ def test_toy_embedding_separates_classes(loss):
 def test_unknown_toy_loss():
     with pytest.raises(ValueError, match="unknown"):
         train_toy_embedding("contrastive")
+
+
+def test_spread_ratios_by_hand():
+    # class 0 at (1, 1) and (1, -1): centroid (1, 0), each point 1 away and 45 degrees off its direction;
+    # class 1 at (0, 2) and (0, 4): centroid (0, 3), each point 1 away and on its direction (90 degrees).
+    emb = torch.tensor([[1.0, 1.0], [1.0, -1.0], [0.0, 2.0], [0.0, 4.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    by_distance, by_angle = spread_ratios(emb, labels)
+    assert by_distance == pytest.approx(1 / math.sqrt(10))  # mean within 1, centroids sqrt(1 + 9) apart
+    assert by_angle == pytest.approx((math.pi / 8) / (math.pi / 2))  # mean within 45/2 degrees, directions 90 apart
+    assert spread_ratios(10 * emb, labels) == pytest.approx((by_distance, by_angle))  # free of the scale
+
+
+def test_toy_constants_reach_the_losses_and_threads_are_restored():
+    threads = torch.get_num_threads()
+    plain, labels = train_toy_embedding("softmax", steps=150)
+    smoothed, _ = train_toy_embedding("softmax", steps=150, label_smoothing=0.1)
+    assert torch.get_num_threads() == threads
+    # plain cross-entropy gains from an ever larger radius; smoothed targets are met at a finite one
+    assert smoothed.norm(dim=1).max() < 0.5 * plain.norm(dim=1).max()
+    heavy, _ = train_toy_embedding("softmax+center", steps=150, center_weight=1.0)
+    assert heavy.norm(dim=1).max() < 0.5 * plain.norm(dim=1).max()

@@ -36,7 +36,10 @@ def test_model_and_loss_figures():
     cfg = Config.smoke(input_size=(64, 32))
     f = torch.randn(16, 8)
     assert _axes(show_bnneck(f.abs(), f)) == 2
-    assert _axes(show_toy_embeddings({"a": (torch.randn(10, 2), torch.arange(10) % 3)})) == 1
+    toy = {"a": (torch.randn(10, 2), torch.arange(10) % 3), "b": (torch.randn(10, 2), torch.arange(10) % 3)}
+    fig = show_toy_embeddings(toy)
+    assert "within/between" in fig.axes[0].get_title() and "angle" in fig.axes[2].get_title()
+    assert _axes(fig) == 4 and _axes(show_toy_embeddings(toy, angles=False)) == 2
     d_ap, d_an = torch.rand(8) + 1, torch.rand(8)
     idx = torch.arange(8)
     assert _axes(show_mined_pairs(torch.randn(8, 3, 64, 32), idx % 4, idx, idx, d_ap, d_an, cfg, [0, 1])) == 6
