@@ -102,7 +102,7 @@ class ArcFace(nn.Module):
     would pass pi (beyond it cos(theta_y + m) rises again as theta_y grows), that is where
     cos(theta_y) <= threshold = cos(pi - m), the target logit becomes s * (cos(theta_y) - fallback)
     with fallback = m * sin(m): a fixed margin on the cosine instead (the first-order value of
-    cos(theta + m) at theta = pi - m), as in the reference code (insightface, person-reid-tiny-baseline).
+    cos(theta + m) at theta = pi - m), as person-reid-tiny-baseline's loss/arcface.py does.
     """
 
     def __init__(self, in_features: int, num_classes: int, s: float = 30.0, m: float = 0.5):
