@@ -192,7 +192,7 @@ STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "laye
 @torch.no_grad()
 def feature_map_sizes(model: Baseline, input_size: tuple[int, int] = (256, 128)) -> list[tuple[str, tuple[int, ...]]]:
     """(stage name, (C, H, W)) after each stage of the backbone for one image of `input_size`."""
-    x = torch.zeros(1, 3, *input_size)
+    x = torch.zeros(1, 3, *input_size, device=next(model.parameters()).device)  # a "meta" model: no arithmetic
     sizes = []
     was_training = model.training
     model.eval()
@@ -208,7 +208,8 @@ def feature_map_sizes(model: Baseline, input_size: tuple[int, int] = (256, 128))
 def multiply_adds(model: Baseline, input_size: tuple[int, int] = (256, 128)) -> list[tuple[str, int]]:
     """(stage name, multiply-adds of its convolutions) for one image of `input_size`, the stages of
     `feature_map_sizes` (the stem's conv1 and max-pool, then layer1-4); BatchNorm, ReLU and pooling are
-    not counted. A convolution does (C_in / groups) x k_h x k_w multiply-adds per output value."""
+    not counted. A convolution does (C_in / groups) x k_h x k_w multiply-adds per output value. Like
+    `feature_map_sizes` it works on a model built on the "meta" device (shapes without values), at no cost."""
     counts: dict[nn.Module, int] = {}
 
     def count(conv, inputs, output):
@@ -219,7 +220,7 @@ def multiply_adds(model: Baseline, input_size: tuple[int, int] = (256, 128)) -> 
     was_training = model.training
     try:
         model.eval()
-        model.base(torch.zeros(1, 3, *input_size))
+        model.base(torch.zeros(1, 3, *input_size, device=next(model.parameters()).device))
     finally:
         model.train(was_training)
         for hook in hooks:

@@ -150,3 +150,15 @@ def test_last_stride_one_costs_layer4_alone():
     one = dict(multiply_adds(Baseline(5, "resnet50", last_stride=1, pretrained="none"), (256, 128)))
     assert {k: v for k, v in two.items() if k != "layer4"} == {k: v for k, v in one.items() if k != "layer4"}
     assert one["layer4"] / two["layer4"] == pytest.approx(3.62, abs=0.01)
+
+
+def test_sizes_and_multiply_adds_of_a_meta_model_are_those_of_a_real_one():
+    """Built on the meta device (shapes, no values) the model gives the same sizes and counts, without arithmetic."""
+    from reid.model import feature_map_sizes, multiply_adds
+
+    real = Baseline(5, "resnet18", pretrained="none")
+    with torch.device("meta"):
+        meta = Baseline(5, "resnet18", pretrained="none")
+    assert next(meta.parameters()).is_meta
+    assert feature_map_sizes(meta, (64, 32)) == feature_map_sizes(real, (64, 32))
+    assert multiply_adds(meta, (64, 32)) == multiply_adds(real, (64, 32))
