@@ -29,7 +29,7 @@ WEIGHTS = {
 
 
 def set_last_stride(resnet: torchvision.models.ResNet, stride: int) -> None:
-    """Set the stride of the first block of layer4 (torchvision's is 2) on its conv and shortcut."""
+    """Set the stride of layer4's first residual block (torchvision's is 2) on its conv and its shortcut."""
     block = resnet.layer4[0]
     conv = block.conv2 if isinstance(block, torchvision.models.resnet.Bottleneck) else block.conv1
     conv.stride = (stride, stride)
@@ -38,7 +38,7 @@ def set_last_stride(resnet: torchvision.models.ResNet, stride: int) -> None:
 
 
 def stem_layers(resnet: torchvision.models.ResNet, stem: str) -> list[nn.Module]:
-    """The first block of `resnet`: conv1, bn1, then a ReLU or nothing, then a max-pool.
+    """The stem of `resnet`, the layers before layer1: conv1, bn1, then a ReLU or nothing, then a max-pool.
 
     "torchvision" is torchvision's (and ImageNet training's) stem: ReLU, 3x3 max-pool of
     stride 2. "bot" drops the ReLU, as the paper's official code does (a line commented "add
@@ -99,8 +99,10 @@ class ArcFace(nn.Module):
 
     logit_j = s * cos(theta_j) for j != y and s * cos(theta_y + m) for the true class, where
     cos(theta_j) is the cosine between the feature and the class weight. Where theta_y + m
-    would pass pi (cos(theta_y + m) is no longer decreasing), the target logit becomes
-    s * (cos(theta_y) - m * sin(m)), a linear continuation, as in the reference code.
+    would pass pi (beyond it cos(theta_y + m) rises again as theta_y grows), that is where
+    cos(theta_y) <= threshold = cos(pi - m), the target logit becomes s * (cos(theta_y) - fallback)
+    with fallback = m * sin(m): a fixed margin on the cosine instead (the first-order value of
+    cos(theta + m) at theta = pi - m), as person-reid-tiny-baseline's loss/arcface.py does.
     """
 
     def __init__(self, in_features: int, num_classes: int, s: float = 30.0, m: float = 0.5):
@@ -190,7 +192,7 @@ STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "laye
 @torch.no_grad()
 def feature_map_sizes(model: Baseline, input_size: tuple[int, int] = (256, 128)) -> list[tuple[str, tuple[int, ...]]]:
     """(stage name, (C, H, W)) after each stage of the backbone for one image of `input_size`."""
-    x = torch.zeros(1, 3, *input_size)
+    x = torch.zeros(1, 3, *input_size, device=next(model.parameters()).device)  # a "meta" model: no arithmetic
     sizes = []
     was_training = model.training
     model.eval()
@@ -200,6 +202,32 @@ def feature_map_sizes(model: Baseline, input_size: tuple[int, int] = (256, 128))
             sizes.append((name, tuple(x.shape[1:])))
     model.train(was_training)
     return sizes
+
+
+@torch.no_grad()
+def multiply_adds(model: Baseline, input_size: tuple[int, int] = (256, 128)) -> list[tuple[str, int]]:
+    """(stage name, multiply-adds of its convolutions) for one image of `input_size`, the stages of
+    `feature_map_sizes` (the stem's conv1 and max-pool, then layer1-4); BatchNorm, ReLU and pooling are
+    not counted. A convolution does (C_in / groups) x k_h x k_w multiply-adds per output value. Like
+    `feature_map_sizes` it works on a model built on the "meta" device (shapes without values), at no cost."""
+    counts: dict[nn.Module, int] = {}
+
+    def count(conv, inputs, output):
+        counts[conv] = output[0].numel() * (conv.in_channels // conv.groups) * conv.kernel_size[0] * conv.kernel_size[1]
+
+    convs = [m for m in model.base.modules() if isinstance(m, nn.Conv2d)]
+    hooks = [conv.register_forward_hook(count) for conv in convs]
+    was_training = model.training
+    try:
+        model.eval()
+        model.base(torch.zeros(1, 3, *input_size, device=next(model.parameters()).device))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    stages = [(name, stage) for name, stage in zip(STAGES, model.base)
+              if name in ("conv1", "maxpool") or name.startswith("layer")]
+    return [(name, sum(counts.get(m, 0) for m in stage.modules())) for name, stage in stages]
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:

@@ -141,42 +141,42 @@ def pipeline_figure() -> plt.Figure:
 def show_network(backbone: str = "ResNet50", feat_dim: int = 2048, map_size: tuple[int, int] = (16, 8),
                  input_size: tuple[int, int] = (256, 128)) -> plt.Figure:
     """The baseline's network as a diagram: what each loss sees (training) and which feature is compared (test)."""
-    fig, ax = plt.subplots(figsize=(11, 3.6))
-    ax.set_xlim(0, 11), ax.set_ylim(0, 3.6), ax.axis("off")
+    fig, ax = plt.subplots(figsize=(11, 3.9))
+    ax.set_xlim(0, 11), ax.set_ylim(0, 3.9), ax.axis("off")
 
     def box(x, y, w, h, text, colour, style="-"):
         ax.add_patch(plt.Rectangle((x, y), w, h, facecolor=colour, alpha=0.2, edgecolor=colour, lw=1.5, ls=style))
-        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9.5)
         return (x, y, w, h)
 
     def arrow(a, b, label="", style="-", colour="0.25", at=(0.0, 0.0)):
         ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="->", lw=1.3, color=colour, ls=style))
         if label:
             ax.text((a[0] + b[0]) / 2 + at[0], (a[1] + b[1]) / 2 + at[1], label, ha="center", va="center",
-                    fontsize=7, color="0.3")
+                    fontsize=9, color="0.3")
 
     net, loss, test = "tab:blue", "tab:red", "tab:green"
-    box(0.1, 1.6, 1.1, 0.8, f"image\n3 x {input_size[0]} x {input_size[1]}", "0.5")
-    box(1.6, 1.5, 1.7, 1.0, f"{backbone}\nstem, layer1-4\nlast stride 1", net)
-    box(3.7, 1.6, 1.0, 0.8, "global avg.\npooling", net)
-    box(5.1, 1.6, 1.1, 0.8, f"feat\n{feat_dim}", net)
-    box(6.6, 1.6, 1.2, 0.8, "BNNeck\nBatchNorm1d\n(bias frozen)", net)
-    box(8.2, 1.6, 1.1, 0.8, f"bn_feat\n{feat_dim}", net)
-    box(9.6, 1.6, 1.3, 0.8, "classifier\nno bias\n(or ArcFace)", net)
-    box(4.6, 2.9, 2.1, 0.6, "triplet loss (+ HEM)\ncenter loss", loss)
-    box(9.6, 2.9, 1.3, 0.6, "ID loss\n(label smoothing)", loss)
-    box(7.6, 0.15, 2.6, 0.7, "test: L2-normalise, flip,\ncosine distance, re-ranking", test, "--")
-    arrow((1.2, 2.0), (1.6, 2.0))
-    arrow((3.3, 2.0), (3.7, 2.0), f"map {feat_dim} x {map_size[0]} x {map_size[1]}", at=(0.35, -0.75))
-    arrow((4.7, 2.0), (5.1, 2.0))
-    arrow((6.2, 2.0), (6.6, 2.0))
-    arrow((7.8, 2.0), (8.2, 2.0))
-    arrow((9.3, 2.0), (9.6, 2.0))
-    arrow((5.65, 2.4), (5.65, 2.9), colour=loss)
-    arrow((10.25, 2.4), (10.25, 2.9), "logits", colour=loss, at=(0.3, 0.0))
-    arrow((8.75, 1.6), (8.75, 0.85), style="--", colour=test)
-    ax.text(0.1, 3.35, "training: red, the losses and the feature each one sees", fontsize=8, color=loss)
-    ax.text(0.1, 0.5, "test (neck_feat = \"after\"): green, dashed", fontsize=8, color=test)
+    box(0.05, 1.55, 1.2, 0.9, f"image\n3 x {input_size[0]} x {input_size[1]}", "0.5")
+    box(1.55, 1.45, 1.8, 1.1, f"{backbone}\nstem, layer1-4\nlast stride 1", net)
+    box(3.7, 1.55, 1.05, 0.9, "global avg.\npooling", net)
+    box(5.05, 1.55, 1.1, 0.9, f"feat\n{feat_dim}", net)
+    box(6.45, 1.5, 1.4, 1.0, "BNNeck\nBatchNorm1d\n(bias frozen)", net)
+    box(8.15, 1.55, 1.1, 0.9, f"bn_feat\n{feat_dim}", net)
+    box(9.55, 1.5, 1.4, 1.0, "classifier\nno bias\n(or ArcFace)", net)
+    box(4.1, 3.0, 3.1, 0.7, "triplet loss (+ hard example\nmining, ch. 4), center loss", loss)
+    box(9.3, 3.0, 1.65, 0.7, "ID loss (label\nsmoothing, ch. 3)", loss)
+    box(7.15, 0.1, 3.4, 0.8, "test: L2-normalise, cosine distance\n(options: flip, re-ranking; ch. 6, 7)", test, "--")
+    arrow((1.25, 2.0), (1.55, 2.0))
+    arrow((3.35, 2.0), (3.7, 2.0), f"map {feat_dim} x {map_size[0]} x {map_size[1]}", at=(0.3, -0.85))
+    arrow((4.75, 2.0), (5.05, 2.0))
+    arrow((6.15, 2.0), (6.45, 2.0))
+    arrow((7.85, 2.0), (8.15, 2.0))
+    arrow((9.25, 2.0), (9.55, 2.0))
+    arrow((5.6, 2.45), (5.6, 3.0), colour=loss)
+    arrow((10.25, 2.5), (10.25, 3.0), "logits", colour=loss, at=(0.35, 0.0))
+    arrow((8.7, 1.55), (8.7, 0.9), style="--", colour=test)
+    ax.text(0.05, 3.55, "training: red, the losses\nand the feature each one sees", fontsize=9.5, color=loss, va="center")
+    ax.text(0.05, 0.5, "test (neck_feat = \"after\"): green, dashed", fontsize=9.5, color=test, va="center")
     fig.tight_layout()
     return fig
 
@@ -192,6 +192,39 @@ def show_bnneck(feat_before: torch.Tensor, feat_after: torch.Tensor) -> plt.Figu
         b.hist(cos.numpy(), bins=60, range=(-1, 1), alpha=0.6, color=colour, label=name, density=True)
     a.set_title("feature values", fontsize=10), a.set_xlabel("value"), a.legend(fontsize=8)
     b.set_title("cosine similarity between two images", fontsize=10), b.set_xlabel("cosine"), b.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def show_arcface_target(head: torch.nn.Module) -> plt.Figure:
+    """The logit an ArcFace head gives a class, divided by s, against the angle theta between the feature and that
+    class's weight: cos(theta) for a wrong class, the head's own output for the true class, and cos(theta + m)."""
+    m = head.m
+    theta = torch.linspace(0, torch.pi, 721)
+    w = torch.nn.functional.normalize(head.weight[0].detach().float(), dim=0)
+    other = torch.randn_like(w)
+    other = torch.nn.functional.normalize(other - (other @ w) * w, dim=0)  # a unit vector at right angles to w
+    x = torch.cos(theta)[:, None] * w + torch.sin(theta)[:, None] * other  # features at angle theta to class 0
+    with torch.no_grad():
+        target = head(x, torch.zeros(len(x), dtype=torch.long))[:, 0] / head.s  # (721,)
+    deg = torch.rad2deg(theta).numpy()
+    fig, ax = plt.subplots(figsize=(6.4, 3.3))
+    ax.plot(deg, torch.cos(theta).numpy(), color="0.45", lw=1.5, label=r"wrong class: $\cos\theta$")
+    ax.plot(deg, torch.cos(theta + m).numpy(), color="tab:orange", lw=1.2, ls=":", label=r"$\cos(\theta + m)$")
+    ax.plot(deg, target.numpy(), color="tab:blue", lw=2.2, alpha=0.8, label="true class: the head's target")
+    switch = float(np.degrees(np.pi - m))
+    ax.axvline(switch, color="tab:red", lw=0.8, ls="--")
+    ax.text(switch - 2, 0.75, f"θ = π − m = {switch:.1f}°\n(cos θ = threshold\n= {head.threshold:.3f})",
+            ha="right", va="top", fontsize=8.5, color="tab:red")
+    # the true class's curve is the wrong class's shifted left by m: the same logit needs an angle m smaller
+    ax.annotate("", xy=(90, 0), xytext=(90 - np.degrees(m), 0), arrowprops=dict(arrowstyle="<->", color="tab:orange",
+                                                                                 lw=1.2))
+    ax.text(96, 0.22, f"m = {m} rad = {np.degrees(m):.1f}°", ha="left", fontsize=8.5, color="tab:orange")
+    ax.set_xlim(0, 180), ax.set_ylim(-1.25, 1.05), ax.set_xticks(range(0, 181, 30))
+    ax.set_xlabel("θ: angle between the feature and the class weight (degrees)")
+    ax.set_ylabel("logit / s")
+    ax.grid(alpha=0.3, lw=0.5)
+    ax.legend(fontsize=8.5, loc="lower left")
     fig.tight_layout()
     return fig
 

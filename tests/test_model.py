@@ -121,3 +121,44 @@ def test_from_config():
     cfg = Config.smoke()
     model = Baseline.from_config(cfg, 12)
     assert model.in_planes == 512 and model.num_classes == 12
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
+def test_multiply_adds_agree_with_torchvision(backbone):
+    """At 224x224 with torchvision's stem and last stride 2 the backbone is torchvision's ResNet: its convolutions
+    plus the 1000-way fc give the operation count torchvision publishes with the weights (GFLOPs, as multiply-adds)."""
+    import torchvision
+
+    from reid.model import FEATURE_DIMS, WEIGHTS, multiply_adds
+
+    model = Baseline(1000, backbone, last_stride=2, pretrained="none", stem="torchvision").train()
+    stages = multiply_adds(model, (224, 224))
+    assert [name for name, _ in stages] == ["conv1", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+    assert stages[1][1] == 0 and model.training  # a max-pool multiplies nothing; the mode is put back
+    published = getattr(torchvision.models, WEIGHTS[backbone]).IMAGENET1K_V1.meta["_ops"]  # GFLOPs, 3 decimals
+    total = sum(n for _, n in stages) + FEATURE_DIMS[backbone] * 1000
+    assert total / 1e9 == pytest.approx(published, abs=5e-4)
+    assert stages[0][1] == 64 * 112 * 112 * 3 * 7 * 7  # conv1: 64 x 112 x 112 outputs, 3 x 7 x 7 each
+
+
+def test_last_stride_one_costs_layer4_alone():
+    """Last stride 1 leaves every stage before layer4 as it was; layer4 does 3.6 times its arithmetic at 256x128
+    (not 4: the 1x1 conv that opens layer4 runs at the smaller size either way)."""
+    from reid.model import multiply_adds
+
+    two = dict(multiply_adds(Baseline(5, "resnet50", last_stride=2, pretrained="none"), (256, 128)))
+    one = dict(multiply_adds(Baseline(5, "resnet50", last_stride=1, pretrained="none"), (256, 128)))
+    assert {k: v for k, v in two.items() if k != "layer4"} == {k: v for k, v in one.items() if k != "layer4"}
+    assert one["layer4"] / two["layer4"] == pytest.approx(3.62, abs=0.01)
+
+
+def test_sizes_and_multiply_adds_of_a_meta_model_are_those_of_a_real_one():
+    """Built on the meta device (shapes, no values) the model gives the same sizes and counts, without arithmetic."""
+    from reid.model import feature_map_sizes, multiply_adds
+
+    real = Baseline(5, "resnet18", pretrained="none")
+    with torch.device("meta"):
+        meta = Baseline(5, "resnet18", pretrained="none")
+    assert next(meta.parameters()).is_meta
+    assert feature_map_sizes(meta, (64, 32)) == feature_map_sizes(real, (64, 32))
+    assert multiply_adds(meta, (64, 32)) == multiply_adds(real, (64, 32))

@@ -9,7 +9,7 @@ import torch  # noqa: E402
 
 from reid import Config  # noqa: E402
 from reid.data import Market1501  # noqa: E402
-from reid.visualize import (pipeline_figure, show_augmentations, show_batch, show_bnneck,  # noqa: E402
+from reid.visualize import (pipeline_figure, show_arcface_target, show_augmentations, show_batch, show_bnneck,  # noqa: E402
                             show_dataset_overview, show_hem_distributions, show_identity, show_mined_pairs,
                             show_history, show_network, show_schedule, show_toy_embeddings)
 
@@ -49,6 +49,26 @@ def test_model_and_loss_figures():
     words = " ".join(t.get_text() for t in net.axes[0].texts)
     assert all(w in words for w in ("ResNet18", "feat\n512", "bn_feat", "triplet", "ID loss", "test")), words
     plt.close(net)
+
+
+def test_arcface_figure_draws_the_heads_own_target():
+    """The true-class curve is the head's output: cos(theta + m) up to theta = pi - m, cos(theta) - m sin(m) after."""
+    import math
+
+    from reid.model import ArcFace
+
+    torch.manual_seed(0)
+    head = ArcFace(16, 3, s=30.0, m=0.5)
+    fig = show_arcface_target(head)
+    curves = {line.get_label(): line.get_data() for line in fig.axes[0].lines if not line.get_label().startswith("_")}
+    theta, target = curves["true class: the head's target"]
+    theta = torch.deg2rad(torch.as_tensor(theta))
+    target = torch.as_tensor(target)
+    before = theta < math.pi - 0.5 - 1e-3
+    after = theta > math.pi - 0.5 + 1e-3
+    assert torch.allclose(target[before], torch.cos(theta[before] + 0.5), atol=1e-3)  # float32; the clamp at 0
+    assert torch.allclose(target[after], torch.cos(theta[after]) - 0.5 * math.sin(0.5), atol=1e-3)
+    plt.close(fig)
 
 
 def test_training_figures():
