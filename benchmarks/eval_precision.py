@@ -20,7 +20,7 @@ from torch import nn
 
 from reid.data import make_dataloaders
 from reid.engine import load_model
-from reid.evaluation import autocast_dtype, evaluate_features, extract_features
+from reid.evaluation import autocast_dtype, evaluate_features, extract_plain_and_flipped
 from reid.utils import describe_device, get_device
 
 
@@ -49,12 +49,13 @@ def main() -> None:
     low = autocast_dtype(device, True) if device.type == "cuda" else torch.bfloat16
     print(f"{args.run} on {describe_device(device)} ({platform.processor() or platform.machine()}), torch "
           f"{torch.__version__}: float32 against {str(low).removeprefix('torch.')}")
-    for flip in (False, True):
-        exact, pids, camids = extract_features(model, loader, device, flip, amp=False)
-        if device.type == "cuda":
-            approx, _, _ = extract_features(model, loader, device, flip, amp=True)
-        else:
-            approx, _, _ = extract_features(CPUAutocast(model), loader, device, flip)
+    # one pass per precision gives the plain and the flipped features (as extract_features gives them)
+    plain32, flip32, pids, camids = extract_plain_and_flipped(model, loader, device, amp=False)
+    if device.type == "cuda":
+        plain_low, flip_low, _, _ = extract_plain_and_flipped(model, loader, device, amp=True)
+    else:
+        plain_low, flip_low, _, _ = extract_plain_and_flipped(CPUAutocast(model), loader, device)
+    for flip, exact, approx in ((False, plain32, plain_low), (True, flip32, flip_low)):
         rel = (approx - exact).norm(dim=1) / exact.norm(dim=1)
         scores = [evaluate_features(f, pids, camids, num_query, cfg.distance, cfg.feat_norm) for f in (exact, approx)]
         print(f"flip={flip!s:<5} feature relative difference: median {rel.median():.1e}, largest {rel.max():.1e}")
