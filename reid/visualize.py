@@ -264,34 +264,54 @@ def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]], a
 
 
 def show_mined_pairs(images: torch.Tensor, labels: Sequence[int], p_idx: torch.Tensor, n_idx: torch.Tensor,
-                     d_ap: torch.Tensor, d_an: torch.Tensor, cfg: Config, anchors: Sequence[int]) -> plt.Figure:
-    """For each anchor: the anchor, its hardest positive (green) and its hardest negative (red)."""
+                     d_ap: torch.Tensor, d_an: torch.Tensor, cfg: Config, anchors: Sequence[int],
+                     camids: Sequence[int] | None = None) -> plt.Figure:
+    """For each anchor: the anchor, its hardest positive (green) and its hardest negative (red).
+
+    With `camids` (the package's 0-based camera ids) each title also names the camera as the
+    file names do, c1 to c6 (camid + 1).
+    """
     images = denormalize(images, cfg)
-    fig, axes = plt.subplots(len(anchors), 3, figsize=(3.6, 2.0 * len(anchors)), squeeze=False)
+    fig, axes = plt.subplots(len(anchors), 3, figsize=(4.2, 2.0 * len(anchors)), squeeze=False)
+
+    def cam(i: int) -> str:
+        return "" if camids is None else f", c{int(camids[i]) + 1}"
+
     for row, a in enumerate(anchors):
         p, n = int(p_idx[a]), int(n_idx[a])
-        _show(axes[row, 0], images[a], f"anchor (id {int(labels[a])})")
-        _show(axes[row, 1], images[p], f"d_ap = {d_ap[a]:.2f}", "tab:green")
-        _show(axes[row, 2], images[n], f"d_an = {d_an[a]:.2f} (id {int(labels[n])})", "tab:red")
+        _show(axes[row, 0], images[a], f"anchor\nid {int(labels[a])}{cam(a)}")
+        _show(axes[row, 1], images[p], f"d_ap = {d_ap[a]:.2f}\nid {int(labels[p])}{cam(p)}", "tab:green")
+        _show(axes[row, 2], images[n], f"d_an = {d_an[a]:.2f}\nid {int(labels[n])}{cam(n)}", "tab:red")
     fig.suptitle("hardest positive and hardest negative per anchor", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def show_hem_distributions(d_ap: torch.Tensor, d_an: torch.Tensor, alphas: Sequence[float],
-                           margin: float = 0.3) -> plt.Figure:
-    """The mined distances as the loss sees them, (1 + α) d_ap and (1 − α) d_an, for each HEM factor α."""
-    fig, axes = plt.subplots(1, len(alphas), figsize=(3.2 * len(alphas), 2.6), sharey=True, squeeze=False)
-    hi = float(max(d_ap.max(), d_an.max())) * (1 + max(alphas))
-    bins = np.linspace(0, hi, 30)
-    for ax, a in zip(axes[0], alphas):
-        ap, an = (1 + a) * d_ap, (1 - a) * d_an
-        active = (ap - an + margin > 0).float().mean().item()
-        ax.hist(ap.numpy(), bins=bins, alpha=0.6, color="tab:green", label="(1+α) d_ap")
-        ax.hist(an.numpy(), bins=bins, alpha=0.6, color="tab:red", label="(1−α) d_an")
-        ax.set_title(f"α = {a}: {100 * active:.0f}% of anchors violate the margin", fontsize=9)
-        ax.set_xlabel("distance")
-    axes[0, 0].set_ylabel("anchors"), axes[0, 0].legend(fontsize=8)
+def show_hem_boundary(d_ap: torch.Tensor, d_an: torch.Tensor, alphas: Sequence[float],
+                      margin: float = 0.3) -> plt.Figure:
+    """Each anchor as a dot (d_ap, d_an), and for each HEM factor α the line below which it counts.
+
+    An anchor's hinge term (1 + α) d_ap − (1 − α) d_an + m is positive below the line
+    d_an = ((1 + α) d_ap + m) / (1 − α); the legend gives the share of anchors below each line.
+    Anchors that clear the margin at α = 0 (the nearly solved ones) are drawn in orange.
+    """
+    d_ap, d_an = d_ap.detach().cpu().numpy(), d_an.detach().cpu().numpy()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    solved = d_ap - d_an + margin <= 0
+    ax.scatter(d_ap[~solved], d_an[~solved], s=10, color="0.45", label="counts at α = 0")
+    ax.scatter(d_ap[solved], d_an[solved], s=14, color="tab:orange", label="clears the margin at α = 0")
+    pad_x, pad_y = 0.05 * (np.ptp(d_ap) or 1.0), 0.05 * (np.ptp(d_an) or 1.0)
+    x = np.linspace(d_ap.min() - pad_x, d_ap.max() + pad_x, 50)
+    for a, colour in zip(alphas, plt.cm.viridis(np.linspace(0.0, 0.85, len(alphas)))):
+        share = np.mean((1 + a) * d_ap - (1 - a) * d_an + margin > 0)
+        ax.plot(x, ((1 + a) * x + margin) / (1 - a), color=colour, lw=1.8,
+                label=f"α = {a:g}: {100 * share:.0f}% count")
+    ax.set_xlim(x[0], x[-1])
+    ax.set_ylim(d_an.min() - pad_y, d_an.max() + pad_y)
+    ax.set_xlabel("d_ap, hardest positive distance")
+    ax.set_ylabel("d_an, hardest negative distance")
+    ax.set_title(f"an anchor counts below the line of its α (m = {margin:g})", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     return fig
 

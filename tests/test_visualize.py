@@ -10,7 +10,7 @@ import torch  # noqa: E402
 from reid import Config  # noqa: E402
 from reid.data import Market1501  # noqa: E402
 from reid.visualize import (pipeline_figure, show_arcface_target, show_augmentations, show_batch, show_bnneck,  # noqa: E402
-                            show_dataset_overview, show_hem_distributions, show_identity, show_mined_pairs,
+                            show_dataset_overview, show_hem_boundary, show_identity, show_mined_pairs,
                             show_history, show_network, show_schedule, show_toy_embeddings)
 
 
@@ -43,7 +43,14 @@ def test_model_and_loss_figures():
     d_ap, d_an = torch.rand(8) + 1, torch.rand(8)
     idx = torch.arange(8)
     assert _axes(show_mined_pairs(torch.randn(8, 3, 64, 32), idx % 4, idx, idx, d_ap, d_an, cfg, [0, 1])) == 6
-    assert _axes(show_hem_distributions(d_ap, d_an, (0.0, 0.2))) == 2
+    fig = show_mined_pairs(torch.randn(8, 3, 64, 32), idx % 4, idx, idx, d_ap, d_an, cfg, [0, 1], camids=idx % 6)
+    assert fig.axes[1].get_title() == f"d_ap = {d_ap[0]:.2f}\nid 0, c1", fig.axes[1].get_title()  # camid 0 is c1
+    plt.close(fig)
+    hem = show_hem_boundary(torch.tensor([1.0, 1.0, 1.0]), torch.tensor([0.5, 1.5, 2.0]), (0.0, 0.2))
+    labels = hem.axes[0].get_legend_handles_labels()[1]
+    # hinge terms at α = 0: 0.8, -0.2, -0.7; at α = 0.2: 1.2 - 0.8 * d_an + 0.3 = 1.1, 0.3, -0.1 (chapter 4, exercise 1)
+    assert labels[-2:] == ["α = 0: 33% count", "α = 0.2: 67% count"], labels
+    plt.close(hem)
     assert _axes(pipeline_figure()) == 1
     net = show_network("ResNet18", 512, (4, 2), (64, 32))
     words = " ".join(t.get_text() for t in net.axes[0].texts)
