@@ -234,19 +234,17 @@ def mean_interval(values, level_table=T_975) -> tuple[float, float, float, float
     return mean, sd, float(mean - half), float(mean + half)
 
 
+def record_text(name: str) -> str:
+    """A stored benchmark record (`benchmarks/records/<name>`), which ships with the package as `reid.records`."""
+    return resources.files("reid.records").joinpath(name).read_text()
+
+
 def load_noise_record(path=None) -> dict:
     """The seed-noise record (JSON): {"seeds": [...], "rows": {row: {"mAP": [...], "rank1": [...], "mINP": [...]}},
-    "searched": [...], "machine", "commit", "date", "minutes", ...}."""
+    "searched": [...], "machine", "commit", "date", "minutes", ...}; the one shipped with the package by default."""
     from pathlib import Path
 
-    from .config import book_checkout
-
-    if path is None:
-        root = book_checkout()
-        if root is None:
-            raise FileNotFoundError("the seed-noise record ships with the book's repository (benchmarks/records/)")
-        path = root / "benchmarks" / "records" / NOISE_RECORD
-    return json.loads(Path(path).read_text())
+    return json.loads(Path(path).read_text() if path is not None else record_text(NOISE_RECORD))
 
 
 def noise_table(record: dict, metric: str = "mAP") -> str:
