@@ -88,14 +88,15 @@ def show_augmentations(path: str, cfg: Config, samples: int = 4, seed: int = 0) 
     """The augmentation viewer: the original, then each training augmentation alone, `samples` draws each.
 
     A step without randomness (resize, the forced flip) gives the same image every time: it is drawn in
-    the first row only.
+    the first row only. Each column draws from torch's generator seeded with `seed` and its position, so a
+    change to one step's settings leaves the other columns' draws as they were.
     """
-    torch.manual_seed(seed)
     img = read_image(path)
     steps = augmentation_steps(cfg)
     fig, axes = plt.subplots(samples, len(steps) + 1, figsize=(1.25 * (len(steps) + 1), 2.2 * samples),
                              squeeze=False)
     for j, (name, transform) in enumerate(steps.items(), start=1):
+        torch.manual_seed(seed * len(steps) + j)
         draws = [denormalize(transform(img), cfg) for _ in range(samples)]
         fixed = all(torch.equal(d, draws[0]) for d in draws)
         for i, draw in enumerate(draws):
