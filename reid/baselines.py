@@ -8,6 +8,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .data.loaders import read_image
+from .evaluation import RankResult
 
 
 def color_histogram(img: np.ndarray, bins: int = 8, stripes: int = 1) -> np.ndarray:
@@ -39,3 +40,33 @@ def color_histogram_features(paths: Sequence[str], bins: int = 8, stripes: int =
         feats.append(color_histogram(np.asarray(img), bins, stripes))
     return np.stack(feats)
 
+
+
+def chance_scores(q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) -> RankResult:
+    """The expected scores of a random ranking under the Market-1501 protocol: the exact chance level.
+
+    For a query whose ranked list keeps n gallery images (its own camera's images of its person removed), m of
+    them true matches, a uniformly random order gives: Rank-k = 1 - C(n-m, k) / C(n, k);
+    AP = (H_n + (m-1)/(n-1) (n - H_n)) / n, with H_n the n-th harmonic number (AP as `evaluate_rank` computes
+    it); INP = sum over r of (m/r) C(r-1, m-1) / C(n, m), r being the rank of the hardest match. Averaged over
+    the queries that keep a match, as `evaluate_rank` averages; one random draw scatters around these values.
+    """
+    q_pids, g_pids, q_camids, g_camids = (np.asarray(a).ravel() for a in (q_pids, g_pids, q_camids, g_camids))
+    cmcs, aps, inps = [], [], []
+    for pid, cam in zip(q_pids, q_camids):
+        kept = ~((g_pids == pid) & (g_camids == cam))
+        n, m = int(kept.sum()), int((kept & (g_pids == pid)).sum())
+        if m == 0:
+            continue  # no true match left: skipped, as evaluate_rank skips it
+        k = np.arange(1, max_rank + 1)
+        miss = np.cumprod(np.clip((n - m - k + 1) / np.maximum(n - k + 1, 1), 0, 1))  # P(no match in the first k), k = 1..
+        cmcs.append(1 - miss)
+        h = np.sum(1 / np.arange(1, n + 1))
+        aps.append((h + (m - 1) / max(n - 1, 1) * (n - h)) / n)
+        r = np.arange(m, n + 1)  # possible ranks of the hardest match
+        log_c = np.concatenate([[0.0], np.cumsum(np.log((r[1:] - 1) / (r[1:] - m)))])  # log C(r-1, m-1)
+        p = np.exp(log_c - log_c.max())
+        inps.append(float(np.sum(m / r * p) / p.sum()))  # P(hardest at r) = C(r-1, m-1) / C(n, m)
+    if not cmcs:
+        raise ValueError("no query has a true match in the gallery from another camera: nothing to evaluate")
+    return RankResult(np.mean(cmcs, axis=0), float(np.mean(aps)), float(np.mean(inps)), len(cmcs))

@@ -31,7 +31,10 @@ def _show(ax, img, title: str | None = None, colour: str | None = None) -> None:
 
 
 def show_identity(dataset: Market1501, pid: int, max_per_camera: int = 4) -> plt.Figure:
-    """One test identity across cameras: a column per camera, queries framed in blue."""
+    """One test identity across cameras: a column per camera, queries framed in blue.
+
+    At most `max_per_camera` images per camera; the title says when some were left out.
+    """
     by_cam: dict[int, list[tuple[str, Record]]] = defaultdict(list)
     for split, recs in (("query", dataset.query), ("gallery", dataset.gallery)):
         for r in recs:
@@ -50,7 +53,13 @@ def show_identity(dataset: Market1501, pid: int, max_per_camera: int = 4) -> plt
                 _show(ax, read_image(r.path), f"c{cam + 1} {split}", "tab:blue" if split == "query" else None)
             else:
                 ax.axis("off")
-    fig.suptitle(f"identity {pid:04d} seen by {len(cams)} cameras", fontsize=10)
+    left_out = sum(max(0, len(v) - rows) for v in by_cam.values())
+    title = f"identity {pid:04d} seen by {len(cams)} cameras"
+    if left_out:
+        title += f"\n({left_out} more image{'s' if left_out > 1 else ''} not shown: {rows} per camera at most)"
+    else:
+        title += f", all {sum(len(v) for v in by_cam.values())} images"
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -76,35 +85,61 @@ def show_batch(images: torch.Tensor, pids: Sequence[int], cfg: Config, max_ident
 
 
 def show_augmentations(path: str, cfg: Config, samples: int = 4, seed: int = 0) -> plt.Figure:
-    """The augmentation viewer: the original, then each training augmentation alone, `samples` draws each."""
-    torch.manual_seed(seed)
+    """The augmentation viewer: the original, then each training augmentation alone, `samples` draws each.
+
+    A step without randomness (resize, the forced flip) gives the same image every time: it is drawn in
+    the first row only. Each column draws from torch's generator seeded with `seed` and its position, so a
+    change to one step's settings leaves the other columns' draws as they were.
+    """
     img = read_image(path)
     steps = augmentation_steps(cfg)
     fig, axes = plt.subplots(samples, len(steps) + 1, figsize=(1.25 * (len(steps) + 1), 2.2 * samples),
                              squeeze=False)
+    for j, (name, transform) in enumerate(steps.items(), start=1):
+        torch.manual_seed(seed * len(steps) + j)
+        draws = [denormalize(transform(img), cfg) for _ in range(samples)]
+        fixed = all(torch.equal(d, draws[0]) for d in draws)
+        for i, draw in enumerate(draws):
+            if fixed and i > 0:
+                axes[i, j].axis("off")
+            else:
+                _show(axes[i, j], draw, (f"{name}\n(no randomness)" if fixed else f"{name}\n(random)")
+                      if i == 0 else None)
     for i in range(samples):
         _show(axes[i, 0], img, "original" if i == 0 else None)
-        for j, (name, transform) in enumerate(steps.items(), start=1):
-            _show(axes[i, j], denormalize(transform(img), cfg), name if i == 0 else None)
     fig.tight_layout()
     return fig
 
 
 def show_dataset_overview(dataset: Market1501) -> plt.Figure:
-    """Images per camera in each split, and images per identity in the training set."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 2.8))
+    """Images per camera in each split, training images per identity, and cameras per test identity."""
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(12, 2.8))
     cams = sorted({r.camid for r in dataset.train + dataset.query + dataset.gallery})
-    width = 0.27
+    width, top = 0.27, 0
     for k, (name, recs) in enumerate((("train", dataset.train), ("query", dataset.query),
                                       ("gallery", dataset.gallery))):
         counts = [sum(r.camid == c for r in recs) for c in cams]
         a.bar(np.arange(len(cams)) + (k - 1) * width, counts, width, label=name)
+        top = max(top, *counts)
     a.set_xticks(range(len(cams)), [f"c{c + 1}" for c in cams])
-    a.set_ylabel("images"), a.set_title("images per camera", fontsize=10), a.legend(fontsize=8)
+    a.set_ylim(0, top * 1.3)  # headroom: the legend sits above the bars, not on them
+    a.set_ylabel("images"), a.set_title("images per camera", fontsize=10)
+    a.legend(fontsize=8, ncol=3, loc="upper center", frameon=False)
     per_id = np.bincount([r.pid for r in dataset.train])
     b.hist(per_id, bins=np.arange(per_id.min(), per_id.max() + 2) - 0.5, color="tab:gray")
     b.set_xlabel("images of one identity"), b.set_ylabel("identities")
     b.set_title("training images per identity", fontsize=10)
+    b.yaxis.set_major_locator(MaxNLocator(integer=True))
+    cams_of: dict[int, set[int]] = defaultdict(set)
+    for r in dataset.query + dataset.gallery:
+        if r.pid > 0:  # test identities (0 marks distractors)
+            cams_of[r.pid].add(r.camid)
+    n_cams = np.array([len(v) for v in cams_of.values()])
+    c.hist(n_cams, bins=np.arange(1, len(cams) + 2) - 0.5, color="tab:purple")
+    c.set_xticks(range(1, len(cams) + 1))
+    c.set_xlabel("cameras that see the identity"), c.set_ylabel("identities")
+    c.set_title("cameras per test identity", fontsize=10)
+    c.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 

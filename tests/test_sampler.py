@@ -93,3 +93,17 @@ def test_item_seeds_pair_every_index_with_a_seed():
     seeds = [seed for b in first for _, seed in b]
     assert len(set(seeds)) == len(seeds)  # distinct seeds, so no two images share their augmentation
     assert list(s) != first  # the next epoch draws new seeds and batches
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("p, k", [(8, 4), (4, 2), (3, 5)])
+def test_plain_pk_batches_are_the_samplers(seed, p, k):
+    """The plain function the book shows first draws exactly the sampler's batches, epoch after epoch."""
+    from reid.data import pk_batches
+
+    pids = _pids(seed, num_ids=40)
+    sampler = RandomIdentitySampler(pids, p * k, k, seed=seed)
+    for epoch in range(3):
+        plain = pk_batches(pids, p, k, np.random.default_rng([seed, epoch]))
+        assert plain and plain == sampler.global_batches(epoch)
+        assert all(len(b) == p * k and len({pids[i] for i in b}) == p for b in plain)

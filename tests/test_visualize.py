@@ -23,7 +23,7 @@ def _axes(fig):
 def test_dataset_figures(tiny_root):
     ds = Market1501(tiny_root, verbose=False)
     cfg = Config.smoke(input_size=(64, 32))
-    assert _axes(show_dataset_overview(ds)) == 2
+    assert _axes(show_dataset_overview(ds)) == 3
     pid = ds.query[0].pid
     cams = len({r.camid for r in ds.query + ds.gallery if r.pid == pid})
     assert _axes(show_identity(ds, pid, max_per_camera=2)) == 2 * cams

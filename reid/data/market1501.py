@@ -33,7 +33,7 @@ class MarketName(NamedTuple):
     cam: int  # camera, 1-based as in the name
     seq: int  # sequence (video segment) of that camera
     frame: int  # frame number within the sequence
-    box: int  # index of the detected box in that frame
+    box: int  # the box's number in that frame: 01 = first box the detector found, 00 = drawn by hand (queries)
 
 
 class Record(NamedTuple):

@@ -14,6 +14,31 @@ import numpy as np
 from torch.utils.data import Sampler
 
 
+def pk_batches(pids: Sequence[int], p: int, k: int, rng: np.random.Generator) -> list[list[int]]:
+    """One epoch of PK batches, plainly: lists of dataset indices, P identities x K images each.
+
+    `RandomIdentitySampler` does the same (tested equal, with ``rng = np.random.default_rng([seed, epoch])``)
+    and adds what training needs around it: an order fixed by seed and epoch, resuming, one slice per process.
+    """
+    index_of = defaultdict(list)  # pid -> its dataset indices
+    for i, pid in enumerate(pids):
+        index_of[pid].append(i)
+    groups = {}  # pid -> its images, shuffled and cut into groups of K
+    for pid in sorted(index_of):
+        idxs = np.asarray(index_of[pid])
+        if len(idxs) < k:  # too few images: draw K with replacement
+            idxs = rng.choice(idxs, size=k, replace=True)
+        idxs = rng.permutation(idxs)
+        groups[pid] = [idxs[i : i + k].tolist() for i in range(0, len(idxs) // k * k, k)]  # leftovers skipped
+    batches = []
+    available = [pid for pid in groups if groups[pid]]  # identities with a group left
+    while len(available) >= p:  # the epoch ends when fewer than P identities have a group left
+        chosen = rng.choice(available, size=p, replace=False)  # P distinct identities
+        batches.append([i for pid in chosen for i in groups[pid].pop()])  # K images of each
+        available = [pid for pid in available if groups[pid]]
+    return batches
+
+
 class RandomIdentitySampler(Sampler[list[int]]):
     """A batch sampler yielding lists of P x K dataset indices: P distinct identities, K images each.
 

@@ -30,8 +30,9 @@ class RandomErasing(torch.nn.Module):
     With probability `p`, up to 100 attempts each draw an area uniform in `scale` x H x W and an
     aspect ratio r uniform in `ratio`, and take h = round(sqrt(area r)) rows and w = round(sqrt(area / r))
     columns; the first box strictly smaller than the image (h < H, w < W) goes to a uniform
-    position and is filled with `value`, after normalisation: (0.4914, 0.4822, 0.4465) is a light
-    grey there, not the dataset's mean colour. torchvision's `RandomErasing` draws log(r)
+    position and is filled with `value`, after normalisation: (0.4914, 0.4822, 0.4465) are CIFAR-10's
+    channel means (0..1 pixel units), kept from the original random-erasing code; in ImageNet-normalised
+    units they are a warm light grey, not the mean colour (which is 0 there). torchvision's `RandomErasing` draws log(r)
     uniformly and makes 10 attempts, which gives squarer boxes (median h / w about 1.2 instead
     of 1.9 here). Draws come from torch's default generator, which the loader seeds per image.
     """
