@@ -76,9 +76,9 @@ def dataset_root(cfg: Config, verbose: bool = False) -> Path:
     if not root.is_dir():
         raise FileNotFoundError(
             f"Market-1501 is not at {root} (cfg.data_root={cfg.data_root!r}, cfg.market_dir={cfg.market_dir!r}). "
-            f"Unzip {MARKET1501_FOLDER}.zip there, point cfg.data_root at its parent folder, or put the zip in a "
-            f"folder named by REID_ARCHIVES; on Colab, reid.setup() (the first cell of every chapter) downloads it "
-            f"on first use"
+            f"Unzip {MARKET1501_FOLDER}.zip there, point cfg.data_root at its parent folder, put the zip in a "
+            f"folder named by REID_ARCHIVES, or download it with reid.data.download_market1501({cfg.data_root!r}, "
+            f"allow_download=True); on Colab, reid.setup() (the first cell of every chapter) downloads it on first use"
         )
     return root
 
