@@ -44,7 +44,7 @@ from .data import load_dataset, make_dataloaders, shutdown_workers
 from .data.decoded import DeviceBatches, training_batches
 from .data.market1501 import Market1501
 from .evaluation import RankResult, autocast_dtype, evaluate_model
-from .losses import BaselineLoss, make_loss, rescale_center_grads
+from .losses import BaselineLoss, make_loss, rescale_center_grads, triplet_loss
 from .model import Baseline
 from .solver import make_optimizers, make_scheduler, step_schedule
 from .utils import atomic_write, get_device, memory_format, seed_everything
@@ -347,6 +347,33 @@ def train_one_epoch(cfg: Config, epoch: int, model: nn.Module, loss_fn: Baseline
               "accuracy": float(correct) / max(seen, 1), "images_per_s": seen * ddp.world_size / elapsed,
               "epoch_time_s": elapsed}
     return record
+
+
+def train_one_epoch_plain(cfg: Config, model: nn.Module, loss_fn: BaselineLoss, batches, optimizer,
+                          center_optimizer) -> list[float]:
+    """`train_one_epoch` without its machinery, as the tiny baseline's loop reads: float32, one process, no
+    progress bar, the loss read every step. Returns each step's total loss. For reading and checking: on the
+    CPU it takes the very steps `train_one_epoch` takes, to the last bit (tests/test_engine.py)."""
+    if not (loss_fn.use_triplet and loss_fn.center is not None):
+        raise ValueError(f"the plain loop writes out the three losses; cfg.loss_type={cfg.loss_type!r} lacks one")
+    device = next(model.parameters()).device
+    model.train()
+    losses = []
+    for images, pids, _, _ in batches:  # PK batches: P identities x K images each
+        images, pids = images.to(device), pids.to(device)
+        logits, feat = model(images, pids)  # class scores (after the BNNeck), the feature before it
+        id_part = cfg.id_loss_weight * loss_fn.id_loss(logits, pids)  # cross-entropy, label smoothing
+        triplet_part = cfg.triplet_loss_weight * triplet_loss(feat, pids, cfg.margin, cfg.hard_factor)[0]
+        center_part = cfg.center_loss_weight * loss_fn.center(feat, pids)  # beta x L_C
+        loss = id_part + triplet_part + center_part
+        optimizer.zero_grad()
+        center_optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()  # Adam on the network's weights
+        loss_fn.center.centers.grad *= 1.0 / cfg.center_loss_weight  # undo beta: the centers learn at their own rate
+        center_optimizer.step()  # SGD on the class centers
+        losses.append(loss.item())  # a host sync every step
+    return losses
 
 
 # --------------------------------------------------------------------------------------

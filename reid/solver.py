@@ -99,13 +99,20 @@ def warmup_multistep_lr(cfg: Config, epoch: int) -> float:
     return cfg.base_lr * factor * cfg.gamma ** bisect_right(list(cfg.steps), epoch)
 
 
-def lr_per_epoch(cfg: Config) -> list[float]:
-    """The learning rate each epoch 1..max_epochs trains at, from the torch schedulers (for figures)."""
+def lr_per_epoch(cfg: Config, step_first: bool = True) -> list[float]:
+    """The learning rate each epoch 1..max_epochs trains at, from the torch schedulers (for figures).
+
+    `step_first=True`: the schedule steps first thing in each epoch, as the package and the
+    published loops do. False: torch's usual order, a step after each epoch, under which epoch e
+    trains at lr(e - 1), every change one epoch late."""
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=cfg.base_lr)
     scheduler = make_scheduler(cfg, optimizer)
     rates = []
     for _ in range(cfg.max_epochs):
-        step_schedule(scheduler)
+        if step_first:
+            step_schedule(scheduler)
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
+        if not step_first:
+            scheduler.step()
     return rates

@@ -29,8 +29,10 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call `write(tmp_path)`, then rename the temporary file over `path` in one step.
 
-    A crash or a kill before the rename leaves the previous file untouched; os.replace is
-    atomic on POSIX and Windows.
+    A crash or a kill before the rename leaves the previous file untouched: os.replace is
+    atomic on POSIX file systems (a POSIX requirement; Windows and network or FUSE mounts do
+    not promise it). An exception removes the temporary file; a SIGKILL, which skips
+    `finally`, leaves it behind (`.<name>.<pid>.tmp`, safe to delete).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

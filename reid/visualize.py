@@ -351,22 +351,58 @@ def show_hem_boundary(d_ap: torch.Tensor, d_an: torch.Tensor, alphas: Sequence[f
     return fig
 
 
-def show_schedule(schedules: dict[str, tuple[Config, Sequence[float]]]) -> plt.Figure:
-    """The learning rate each epoch trains at, one panel per named config: {name: (cfg, rates)}."""
-    fig, axes = plt.subplots(1, len(schedules), figsize=(4.6 * len(schedules), 2.8), squeeze=False)
-    for ax, (name, (cfg, rates)) in zip(axes[0], schedules.items()):
-        epochs = np.arange(1, len(rates) + 1)
-        ax.step(epochs, rates, where="mid", color="tab:blue")
+def show_schedule(schedules: dict[str, tuple], ncols: int | None = None) -> plt.Figure:
+    """The learning rate each epoch trains at, on a log axis, one panel per name.
+
+    {name: (cfg, rates)} draws one schedule over all its epochs; {name: (cfg, {label: rates},
+    (first, last))} overlays several (two stepping orders, say) over epochs first..last, the
+    first label in blue, the second in orange, in every panel. Each epoch is a flat step
+    centred on its number, with a mark where a panel shows at most 40 epochs: a change
+    between epochs e - 1 and e falls at e - 1/2, and the mark at e is the rate epoch e trains
+    at. The labels get one legend below the panels, never over them. `ncols`: panels per row
+    (all in one row by default, up to three).
+    """
+    from matplotlib.lines import Line2D
+
+    styles = [dict(color="tab:blue", marker="o", ms=4, ls="-"), dict(color="tab:orange", marker="x", ms=6, ls="--")]
+    ncols = ncols or min(3, len(schedules))
+    nrows = -(-len(schedules) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 2.9 * nrows + 0.4), squeeze=False)
+    legend: dict[str, Line2D] = {}
+    for ax, (name, (cfg, rates, *window)) in zip(axes.flat, schedules.items()):
+        curves = rates if isinstance(rates, dict) else {None: rates}
+        first, last = window[0] if window else (1, len(next(iter(curves.values()))))
+        epochs = np.arange(first, last + 1)
+        marks = len(epochs) <= 40
+        for (label, values), style in zip(curves.items(), styles * len(curves)):
+            shown = np.asarray(values[first - 1:last])
+            ax.stairs(shown, np.arange(first - 0.5, last + 1), color=style["color"], ls=style["ls"], lw=1.5,
+                      baseline=None)
+            if marks:
+                ax.plot(epochs, shown, ls="none", marker=style["marker"], ms=style["ms"], color=style["color"])
+            if label is not None:
+                legend.setdefault(label, Line2D([], [], **style))
         ax.set_yscale("log")
         ax.set_xlabel("epoch"), ax.set_ylabel("learning rate")
-        ax.set_title(f"{name}: warmup {cfg.warmup_epochs}, steps at {', '.join(map(str, cfg.steps))}", fontsize=9)
+        if marks:
+            ax.set_xticks(epochs if len(epochs) <= 15 else epochs[::5])
+        ax.set_title(f"{name}\nwarmup {cfg.warmup_epochs}, steps at {', '.join(map(str, cfg.steps))}", fontsize=9)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    for ax in axes.flat[len(schedules):]:
+        ax.axis("off")
+    bottom = 0.0
+    if legend:
+        bottom = 0.45 / fig.get_figheight()
+        fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=len(legend), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     return fig
 
 
-def show_history(history: Sequence[dict], title: str | None = None) -> plt.Figure:
-    """Training curves from a run's history: loss parts, training accuracy, and test mAP / Rank-1."""
+def show_history(history: Sequence[dict], title: str | None = None, lr_steps: Sequence[int] = ()) -> plt.Figure:
+    """Training curves from a run's history: loss parts, training accuracy, and test mAP / Rank-1.
+
+    `lr_steps` (a config's `steps`): a dashed line in every panel between epochs s - 1 and s, the
+    first epoch that trains at the lower rate, and the same epoch axis on all three panels."""
     epochs = [h["epoch"] for h in history]
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(12, 3))
     for key, colour in (("loss_total", "black"), ("loss_id", "tab:blue"), ("loss_triplet", "tab:orange"),
@@ -384,6 +420,15 @@ def show_history(history: Sequence[dict], title: str | None = None) -> plt.Figur
     c.set_ylim(0, 100), c.legend(fontsize=8)
     for ax in (a, b, c):
         ax.grid(alpha=0.3)
+    steps = [st for st in lr_steps if epochs[0] < st <= epochs[-1]]
+    if steps:
+        for ax in (a, b, c):
+            ax.set_xlim(epochs[0] - 0.3, epochs[-1] + 0.3)
+            for st in steps:
+                ax.axvline(st - 0.5, color="0.4", ls="--", lw=1, zorder=0)
+        for st in steps:
+            b.text(st - 0.5, 97, f"lr step, epoch {st} ", rotation=90, fontsize=7, ha="right", va="top", color="0.3")
+        a.legend(fontsize=8, loc="upper right", ncol=2)  # clear of the lines, above the late, low losses
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -16,7 +16,7 @@ import torch
 from reid import Config
 from reid.data import load_dataset, make_dataloaders
 from reid.engine import (CHECKPOINT, FINAL_WEIGHTS, HISTORY, load_checkpoint, load_history, load_model,
-                         save_checkpoint, train, train_one_epoch)
+                         save_checkpoint, train, train_one_epoch, train_one_epoch_plain, training_parts)
 from reid.losses import BaselineLoss, make_loss
 from reid.model import Baseline
 from reid.solver import make_optimizers
@@ -215,6 +215,37 @@ def test_a_training_step_moves_the_centers_by_the_unweighted_center_loss_gradien
     moved = (expected - centers.detach()).abs().max()
     assert moved > 1e-3  # a visible step, that beta = 5e-4 would have shrunk 2000-fold
     assert torch.allclose(loss_fn.center.centers.detach(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("hard_factor", [0.0, 0.2])
+def test_the_plain_loop_of_chapter_5_takes_the_steps_of_train_one_epoch(tiny_data, hard_factor):
+    """Chapter 5 shows `train_one_epoch_plain` first: on the CPU it must take the package loop's very steps
+    (the same loss at every step and the same weights and centers after them, to the last bit)."""
+    from reid.utils import seed_everything
+
+    cfg = tiny(tiny_data, hard_factor=hard_factor)
+    dataset = load_dataset(cfg, verbose=False)
+    loader, _, _, num_classes = make_dataloaders(cfg, dataset)
+    batches = [batch for _, batch in zip(range(4), loader)]
+    cpu = torch.device("cpu")
+
+    def fresh():
+        seed_everything(cfg.seed)
+        return training_parts(cfg, num_classes, cpu)
+
+    model, loss_fn, optimizer, center_optimizer, _, _ = fresh()
+    plain = train_one_epoch_plain(cfg, model, loss_fn, batches, optimizer, center_optimizer)
+    model2, loss_fn2, optimizer2, center_optimizer2, amp_dtype, scaler = fresh()
+    package = [train_one_epoch(cfg, 1, model2, loss_fn2, [batch], optimizer2, center_optimizer2, scaler, cpu,
+                               amp_dtype, progress=False)["loss_total"] for batch in batches]
+    assert len(plain) == 4 and plain == package and len(set(plain)) == 4  # four steps, each loss to the last bit
+    for (name, a), b in zip(model.state_dict().items(), model2.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert torch.equal(loss_fn.center.centers, loss_fn2.center.centers)
+    with pytest.raises(ValueError, match="three losses"):
+        softmax_only = tiny(tiny_data, loss_type="softmax")
+        train_one_epoch_plain(softmax_only, model, make_loss(softmax_only, num_classes, model.in_planes), batches,
+                              optimizer, None)
 
 
 @pytest.mark.parametrize("train_data", ["device", "loader"])

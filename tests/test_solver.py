@@ -30,6 +30,18 @@ def test_schedule_at_the_epochs_the_recipe_names():
     assert rates[129] == rates[199] == pytest.approx(3.5e-7)
 
 
+@pytest.mark.parametrize("preset", [Config.market1501, Config.tiny_baseline, Config.smoke])
+def test_torchs_order_trains_every_epoch_at_the_rate_of_the_one_before(preset):
+    """Stepping after each epoch (torch's usual order) shifts the schedule one epoch late: epoch e trains at
+    lr(e - 1), epoch 1 at the warmup's start, warmup_factor x base_lr (chapter 5's figure and exercise)."""
+    cfg = preset()
+    first, after = lr_per_epoch(cfg), lr_per_epoch(cfg, step_first=False)
+    assert after[0] == pytest.approx(cfg.warmup_factor * cfg.base_lr, rel=1e-12)
+    assert after[1:] == pytest.approx(first[:-1], rel=1e-12)
+    differ = [e for e, (a, b) in enumerate(zip(first, after), 1) if a != pytest.approx(b, rel=1e-9)]
+    assert differ == list(range(1, cfg.warmup_epochs + 1)) + [s for s in cfg.steps if s <= cfg.max_epochs]
+
+
 def test_optimizer_groups_and_center_sgd():
     cfg = Config.smoke(bias_lr_factor=2.0, weight_decay_bias=0.0)
     model = Baseline(10, "resnet18", pretrained="none")

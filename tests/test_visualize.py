@@ -83,12 +83,23 @@ def test_training_figures():
 
     cfg = Config.market1501()
     assert _axes(show_schedule({"paper": (cfg, lr_per_epoch(cfg))})) == 1
+    orders = {"first": lr_per_epoch(cfg), "after": lr_per_epoch(cfg, step_first=False)}
+    fig = show_schedule({"paper": (cfg, lr_per_epoch(cfg)), "zoom": (cfg, orders, (38, 42))}, ncols=3)
+    assert len(fig.axes) == 3 and not fig.axes[2].axison  # the unused slot is blank
+    zoom = fig.axes[1]
+    assert zoom.get_xlim()[0] > 37 and zoom.get_xlim()[1] < 43 and list(zoom.get_xticks()) == [38, 39, 40, 41, 42]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["first", "after"]  # below the panels, once
+    plt.close(fig)
     history = [{"epoch": e, "loss_total": 3.0 / e, "loss_id": 2.0 / e, "loss_triplet": 1.0 / e, "accuracy": e / 4}
                for e in range(1, 5)]
     history[1].update(mAP=0.2, rank1=0.3)
     history[3].update(mAP=0.5, rank1=0.6)
     fig = show_history(history, title="t")
     assert len(fig.axes) == 3 and len(fig.axes[2].lines) == 2
+    plt.close(fig)
+    fig = show_history(history, title="t", lr_steps=(3, 40))  # a line before epoch 3; 40 is past the run
+    assert [len(ax.lines) for ax in fig.axes] == [3 + 1, 1 + 1, 2 + 1]
+    assert all(ax.get_xlim() == fig.axes[0].get_xlim() for ax in fig.axes)  # one epoch axis for the three
     plt.close(fig)
 
 
