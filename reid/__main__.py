@@ -249,10 +249,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         _note(rs.RERANK_NOTE)
 
     # 3. the work
-    index = rs.build_index(embedder, cfg, gallery, digest, index_path, device, args.batch_size, args.num_workers)
+    progress = sys.stderr.isatty()  # progress bars in a terminal; none in a log file or a notebook
+    index = rs.build_index(embedder, cfg, gallery, digest, index_path, device, args.batch_size, args.num_workers,
+                           progress=progress)
     print(index.summary())
     feats, kept, bad = rs.embed_files(embedder, queries, cfg, device, args.batch_size, 0,
-                                      progress=len(queries) > 256, desc="queries")
+                                      progress=progress and len(queries) > 256, desc="queries")
     query_skipped += [rs.Skipped(str(queries[i]), reason.split(": ", 1)[-1]) for i, reason in bad]
     for s in query_skipped:
         print(f"query skipped: {s.path} ({s.reason})")

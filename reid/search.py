@@ -747,23 +747,30 @@ def label_lines(text: str, font, width: float, max_lines: int = 2) -> list[str]:
 
 
 def _header_lines(header: dict | None) -> list[str]:
+    """The header (what made the results) as a few lines of text; fields that are missing are left out."""
     if not header:
         return []
-    rerank = header.get("rerank")
+    h = header
+    rerank = h.get("rerank")
     rerank = ("re-ranking on (k1={k1}, k2={k2}, lambda={lambda}): lists depend on the other queries, distances on "
               "another scale".format(**rerank) if rerank else "no re-ranking")
-    digest = str(header.get("weights_sha256", ""))[:12]
-    lines = [f"reid search of {header.get('gallery', '?')} ({header.get('gallery_images', '?')} images), "
-             f"{header.get('date', '')}",
-             f"model: {header.get('run', '?')}, weights {header.get('weights', '')} (sha256 {digest}...)"
-             + (f", trained on {header['trained_on']}" if header.get("trained_on") else ""),
-             f"top {header.get('top_k', '?')} per query, {header.get('distance', 'cosine')} distance, "
-             f"flip {'on' if header.get('flip') else 'off'}, {rerank}"]
-    return lines
+    first = "reid search" + (f" of {h['gallery']}" if h.get("gallery") else "")
+    first += f" ({h['gallery_images']} images)" if h.get("gallery_images") else ""
+    first += f", {h['date']}" if h.get("date") else ""
+    model = [f"model: {h.get('run', '?')}"]
+    if h.get("weights"):
+        model.append(f"weights {h['weights']}")
+    if h.get("weights_sha256"):
+        model.append(f"sha256 {str(h['weights_sha256'])[:12]}...")
+    if h.get("trained_on"):
+        model.append(f"trained on {h['trained_on']}")
+    settings = [f"top {h['top_k']} per query" if h.get("top_k") else "", f"{h.get('distance', 'cosine')} distance",
+                f"flip {'on' if h.get('flip') else 'off'}", rerank]
+    return [first, ", ".join(model), ", ".join(x for x in settings if x)]
 
 
 def _fonts(height: int):
-    size = max(10, height // 11)
+    size = max(11, height // 9)
     return size, sheet_font(size), max(14, size + 4)  # font size, font, line height
 
 
