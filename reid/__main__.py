@@ -162,11 +162,34 @@ def check_device(name: str):
     return device
 
 
+def _writable_folder(folder: Path) -> str:
+    """"" when files can be created in `folder`, else why not. A folder whose permissions allow nobody to write is
+    treated as read-only even for root (who could write), and a test file is created and removed, which catches
+    read-only file systems."""
+    import stat
+    import tempfile
+
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "is not writable"
+    if stat.S_IMODE(folder.stat().st_mode) & 0o222 == 0:
+        return "is read-only (its permissions allow nobody to write)"
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".reid-write-test-"):
+            pass
+    except OSError as err:
+        return f"cannot be written to ({err.strerror or err})"
+    return ""
+
+
+EXAMPLE_NAMES = {"--out": "results.json", "--onnx": "model.onnx", "--index": "gallery.reid-index.pt"}
+
+
 def check_output_file(path: Path, option: str, what: str = "") -> Path:
     """`path` can be written: not a folder, in an existing folder we may write to. Else ValueError naming `option`."""
     what = what or f"{option} {path}"
     if path.is_dir():
-        raise ValueError(f"{what} is a folder: give a file name in it, e.g. {path / 'results.json'}")
+        raise ValueError(f"{what} is a folder: give a file name in it, e.g. "
+                         f"{path / EXAMPLE_NAMES.get(option, 'name')}")
     parent = path.parent
     if not parent.exists():
         for above in parent.parents:
@@ -178,8 +201,9 @@ def check_output_file(path: Path, option: str, what: str = "") -> Path:
                          "that exists")
     if not parent.is_dir():
         raise ValueError(f"{what}: {parent} is a file, not a folder; give {option} in a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{what}: folder {parent} is not writable; give {option} in a folder you can write to")
+    why = _writable_folder(parent)
+    if why:
+        raise ValueError(f"{what}: folder {parent} {why}; give {option} in a folder you can write to")
     return path
 
 
@@ -222,7 +246,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         index_path = check_output_file(args.index, "--index")
     else:
         index_path = rs.index_path_for(gallery)
-        check_output_file(index_path, "--index", what=f"the gallery's index, kept beside it at {index_path},")
+        check_output_file(index_path, "--index", what=f"the gallery's index (kept beside it, at {index_path})")
     queries, query_skipped = rs.find_images(args.query, "--query")
     if any(rs.RESULT_SUFFIXES[o.suffix.lower()] == "contact sheet" for o in outs):
         try:
@@ -255,11 +279,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(index.summary())
     feats, kept, bad = rs.embed_files(embedder, queries, cfg, device, args.batch_size, 0,
                                       progress=progress and len(queries) > 256, desc="queries")
-    query_skipped += [rs.Skipped(str(queries[i]), reason.split(": ", 1)[-1]) for i, reason in bad]
+    base = args.query if args.query.is_dir() else args.query.parent
+    query_skipped += [rs.Skipped(queries[i].relative_to(base).as_posix(), reason.split(": ", 1)[-1])
+                      for i, reason in bad]
     for s in query_skipped:
         print(f"query skipped: {s.path} ({s.reason})")
     if not kept:
         raise ValueError(f"no usable query image in {args.query}: every one was skipped (listed above)")
+    if args.top_k > len(index):
+        _note(f"--top-k {args.top_k} is more than the {len(index)} images the gallery has: each list holds them all")
     backend = rs.choose_backend(index, len(kept), cfg.distance, args.backend)
     results = rs.search(index, feats, [queries[i] for i in kept], cfg.distance, args.top_k, rerank, backend)
     header = {
@@ -420,7 +448,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)  # a setting or a file to fix: say which, without a traceback
         return 2
     except OSError as err:  # the file system said no (permissions, a full disk): which file, and why
-        where = f" {err.filename}" if err.filename else ""
+        import re
+
+        name = str(err.filename or "")
+        tmp = re.fullmatch(r"(.*/)?\.(.+)\.\d+\.tmp", name)  # reid.utils.atomic_write's temporary file
+        where = f" {(tmp.group(1) or '') + tmp.group(2) if tmp else name}" if name else ""
         print(f"error:{where}: {err.strerror or err}. Check that the path exists and can be written, and that the "
               "disk has room; files this command writes appear only once complete", file=sys.stderr)
         return 2

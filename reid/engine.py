@@ -82,8 +82,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise FileNotFoundError(f"no checkpoint at {path}: train first, or check cfg.output_dir and cfg.name") from None
     except Exception as err:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); it is damaged or was "
-                           "not written by reid: delete it to start over") from None
+        detail = str(err).strip().split("\n")[0].split(". ")[0][:200]  # torch's first sentence, not its advice
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: {detail}); it is damaged or "
+                              "was not written by reid: delete it to start over") from None
 
 
 def rng_states() -> dict:
@@ -471,9 +472,11 @@ def weights_path(run_dir: str | os.PathLike, weights: str | os.PathLike | None =
         if path.is_file():
             return path
     try:
-        command = train_command(config_of_run(run_dir))
         from .config import default_output_dir
 
+        # the run as it is now: its folder's name and place, wherever it was trained
+        cfg = dataclasses.replace(config_of_run(run_dir), name=run_dir.name)
+        command = train_command(cfg)
         if run_dir.resolve().parent != Path(default_output_dir()).resolve():
             command = command.replace(" --resume", f" --output-dir {run_dir.parent} --resume")
     except (ValueError, FileNotFoundError):
@@ -502,7 +505,14 @@ def load_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu", w
     run_dir = find_run(run_dir)
     cfg = config_of_run(run_dir)
     path = weights_path(run_dir, weights)
-    state = load_checkpoint(path)
+    try:
+        state = load_checkpoint(path)
+    except CheckpointError as err:
+        if not weights:
+            raise
+        reason = str(err).split(" cannot be read (", 1)[-1].split("); it is damaged", 1)[0]
+        raise CheckpointError(f"--weights {path} is not a weights file reid can read ({reason}): give a "
+                              f"{FINAL_WEIGHTS} or {CHECKPOINT} a training wrote") from None
     state = state["model"] if "model" in state and isinstance(state["model"], dict) else state
     if not isinstance(state, dict) or "classifier.weight" not in state:
         raise ValueError(f"{path} holds no reid model weights (no 'classifier.weight'): was it written by another "

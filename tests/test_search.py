@@ -312,12 +312,8 @@ def no_indexing(monkeypatch):
 
 
 def read_only(folder: Path, monkeypatch) -> Path:
-    """Make `folder` unwritable. Root writes into any folder, so there os.access answers as it would for a user."""
+    """Make `folder` read-only (the commands treat a folder nobody may write to as read-only, root included)."""
     folder.chmod(0o555)
-    if os.geteuid() == 0:
-        real, target = os.access, folder.resolve()
-        monkeypatch.setattr(os, "access", lambda path, mode, *a, **k: False if mode & os.W_OK and
-                            Path(path).resolve() == target else real(path, mode, *a, **k))
     return folder
 
 
@@ -419,11 +415,15 @@ def test_run_errors_name_the_file_and_the_fix(run, gallery, queries, tmp_path, c
     assert code == 2 and str(bad / CONFIG) in err and "JSON" in err and "Traceback" not in err
     code, _, err = reid_main(capsys, "search", "--run", run, "--weights", tmp_path / "none.pth", *common)
     assert code == 2 and "none.pth" in err and "--weights" in err and "..." not in err
+    photo = sorted(gallery.iterdir())[0]  # a photo given as weights: said so, and no advice to delete it
+    code, _, err = reid_main(capsys, "search", "--run", run, "--weights", photo, *common)
+    assert code == 2 and "--weights" in err and "not a weights file" in err and "delete" not in err, err
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     shutil.copy(run / CONFIG, unfinished)
     code, _, err = reid_main(capsys, "search", "--run", unfinished, *common)
     assert code == 2 and "--resume" in err and "..." not in err
+    assert "--name unfinished" in err and f"--output-dir {tmp_path}" in err  # resumes this folder, not the original
     shutil.copy(run / "checkpoint.pth", unfinished)  # a run stopped after a checkpoint: searched with it, and said so
     code, out, err = reid_main(capsys, "search", "--run", unfinished, *common)
     assert code == 0, err
