@@ -172,7 +172,7 @@ def _writable_folder(folder: Path) -> str:
     if not os.access(folder, os.W_OK | os.X_OK):
         return "is not writable"
     if stat.S_IMODE(folder.stat().st_mode) & 0o222 == 0:
-        return "is read-only (its permissions allow nobody to write)"
+        return "is not writable (its permissions allow nobody to write)"
     try:
         with tempfile.TemporaryFile(dir=folder, prefix=".reid-write-test-"):
             pass
@@ -321,7 +321,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .engine import describe_weights, find_run, load_model, weights_path
-    from .export import compare_with_torch, export_onnx, need, TOLERANCE
+    from .export import TOLERANCE, compare_with_torch, export_onnx, need
     from .search import Embedder, find_images
 
     # 1. every argument, before the model is exported

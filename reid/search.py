@@ -909,7 +909,8 @@ def html_page(results: list[QueryResult], root: str | os.PathLike, height: int =
                     for k, v in (header or {}).items())
     style = ("body{font-family:'DejaVu Sans',sans-serif} .row{display:flex;gap:6px;margin:8px 0} "
              "figure{margin:0;border:4px solid;text-align:center;font-size:11px;max-width:130px;"
-             "overflow-wrap:anywhere} figure:first-child{margin-right:14px} .key{margin-right:18px;display:inline-block}"
+             "overflow-wrap:anywhere} figure:first-child{margin-right:14px}"
+             " .key{margin-right:18px;display:inline-block}"
              " .swatch{display:inline-block;width:12px;height:12px;margin-right:5px;vertical-align:middle}"
              " table{font-size:12px;border-collapse:collapse} th{text-align:left;padding-right:12px}")
     return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
