@@ -82,8 +82,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise FileNotFoundError(f"no checkpoint at {path}: train first, or check cfg.output_dir and cfg.name") from None
     except Exception as err:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); it is damaged or was "
-                           "not written by reid: delete it to start over") from None
+        detail = str(err).strip().split("\n")[0].split(". ")[0][:200]  # torch's first sentence, not its advice
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: {detail}); it is damaged or "
+                              "was not written by reid: delete it to start over") from None
 
 
 def rng_states() -> dict:
@@ -449,33 +450,96 @@ def config_of_run(run_dir: str | os.PathLike) -> Config:
     path = Path(run_dir) / CONFIG
     if not path.exists():
         raise FileNotFoundError(f"no {CONFIG} in {run_dir}: is this a run folder written by reid?")
-    saved = {**EARLIER_RUNS, **json.loads(path.read_text())}
+    fix = "it is not the config.json a training wrote: restore it, or train the run again"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); {fix}") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} holds a JSON {type(saved).__name__}, not the settings of a run; {fix}")
+    saved = {**EARLIER_RUNS, **saved}
     known = {f.name: f for f in dataclasses.fields(Config)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known}
-    return Config(**values)
+    try:
+        return Config(**values).validate()
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path} holds settings that cannot work ({err}); {fix}") from None
+
+
+def find_run(run: str | os.PathLike) -> Path:
+    """The run folder `run` names: a path to it, or a run's name under the runs folder (`default_output_dir`:
+    REID_RUNS, else runs/ at the root of the book's checkout)."""
+    from .config import default_output_dir
+
+    path = Path(run).expanduser()
+    if path.is_dir():
+        return path
+    named = Path(default_output_dir()) / path
+    also = f" (nor {named})" if len(path.parts) == 1 else ""
+    if also and named.is_dir():
+        return named
+    what = "is a file, not a folder" if path.is_file() else "does not exist"
+    raise FileNotFoundError(f"run folder {run} {what}{also}: give the folder a training wrote (<output_dir>/<name>, "
+                            f"e.g. runs/smoke), which holds {CONFIG} and {FINAL_WEIGHTS}, or a run's name under "
+                            f"{default_output_dir()}")
 
 
 def weights_path(run_dir: str | os.PathLike, weights: str | os.PathLike | None = None) -> Path:
     """The file `load_model` loads: `weights` if given, else the run's final weights, else (a run that has not
     finished) its last checkpoint."""
-    path = Path(weights) if weights else Path(run_dir) / FINAL_WEIGHTS
-    if not path.exists():
-        alt = Path(run_dir) / CHECKPOINT
-        if weights is None and alt.exists():
-            return alt
-        raise FileNotFoundError(f"no weights at {path}: the run {run_dir} has not finished (or its weights were "
-                                f"moved); resume it with: python -m reid train --preset ... --resume")
-    return path
+    run_dir = Path(run_dir)
+    if weights:
+        path = Path(weights).expanduser()
+        if path.is_file():
+            return path
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"weights file {path} {what} (--weights): give a .pth file a training wrote, e.g. "
+                                f"{run_dir / FINAL_WEIGHTS}, or leave --weights out to use the run's own")
+    for path in (run_dir / FINAL_WEIGHTS, run_dir / CHECKPOINT):
+        if path.is_file():
+            return path
+    try:
+        from .config import default_output_dir
+
+        # the run as it is now: its folder's name and place, wherever it was trained
+        cfg = dataclasses.replace(config_of_run(run_dir), name=run_dir.name)
+        command = train_command(cfg)
+        if run_dir.resolve().parent != Path(default_output_dir()).resolve():
+            command = command.replace(" --resume", f" --output-dir {run_dir.parent} --resume")
+    except (ValueError, FileNotFoundError):
+        command = "the train command that started it, with --resume"
+    raise FileNotFoundError(f"no weights in {run_dir}: neither {FINAL_WEIGHTS} nor {CHECKPOINT}, so the run stopped "
+                            f"before its first checkpoint (or its weights were moved). Resume it with: {command}")
+
+
+def describe_weights(run_dir: str | os.PathLike, path: str | os.PathLike) -> str:
+    """A note when `path` is the last checkpoint of a run that has not finished ("" otherwise)."""
+    path = Path(path)
+    if path != Path(run_dir) / CHECKPOINT:
+        return ""
+    try:
+        epoch = load_checkpoint(path).get("epoch", "?")
+        total = config_of_run(run_dir).max_epochs
+    except (ValueError, FileNotFoundError, CheckpointError):
+        epoch, total = "?", "?"
+    return (f"{run_dir} has not finished training (no {FINAL_WEIGHTS}): using its last checkpoint, {path}, "
+            f"epoch {epoch} of {total}")
 
 
 def load_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu", weights: str | None = None) -> tuple[Baseline, Config]:
-    """Rebuild a run's model from its config.json and load its final weights (weights_only)."""
-    if not Path(run_dir).is_dir():
-        raise FileNotFoundError(f"run folder {run_dir} does not exist: give the folder a training wrote "
-                                f"(<output_dir>/<name>, e.g. runs/smoke), which holds {CONFIG} and {FINAL_WEIGHTS}")
+    """Rebuild a run's model from its config.json and load its final weights (weights_only). `run_dir`: a run
+    folder, or a run's name under the runs folder (`find_run`)."""
+    run_dir = find_run(run_dir)
     cfg = config_of_run(run_dir)
     path = weights_path(run_dir, weights)
-    state = load_checkpoint(path)
+    try:
+        state = load_checkpoint(path)
+    except CheckpointError as err:
+        if not weights:
+            raise
+        reason = str(err).split(" cannot be read (", 1)[-1].split("); it is damaged", 1)[0]
+        raise CheckpointError(f"--weights {path} is not a weights file reid can read ({reason}): give a "
+                              f"{FINAL_WEIGHTS} or {CHECKPOINT} a training wrote") from None
     state = state["model"] if "model" in state and isinstance(state["model"], dict) else state
     if not isinstance(state, dict) or "classifier.weight" not in state:
         raise ValueError(f"{path} holds no reid model weights (no 'classifier.weight'): was it written by another "
