@@ -187,12 +187,12 @@ def main() -> None:
         ours, t_ours = timed(re_ranking, q, g)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
         print(f"re-ranking 3,368 x 15,913, 2048-d: reid {t_ours:.1f} s; peak resident memory of the process "
-              f"{peak:.1f} GB (was {before:.1f} GB before)")
+              f"{peak:.1f} GB, the process had peaked at {before:.1f} GB before it (features, earlier steps)")
         del ours
     if seed and not args.skip_full_seed:
         _, t_ref = timed(seed[0], q, g, 20, 6, 0.3)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-        print(f"  its re_ranking at full size: {t_ref:.1f} s (peak resident memory now {peak:.1f} GB) -> "
+        print(f"  its re_ranking at full size: {t_ref:.1f} s (peak resident memory of the process after it: {peak:.1f} GB) -> "
               f"{t_ref / t_ours:.1f}x")
 
 

@@ -1,7 +1,7 @@
 """How much of the results table is noise: every row of chapter 8, for several training seeds.
 
 For each seed, the three models of the table are trained on the book's smoke profile
-(`Config.book("smoke")`: the synthetic set, ResNet18 at 64x32, 10 epochs): B1, its HEM twin
+(`Config.book("smoke")`: the synthetic set, ResNet18 at 64x32, 8 epochs): B1, its HEM twin
 and the tuning model that re-ranking is searched on (`reid.results.hem_config`,
 `tuning_config`); then `reid.results.reproduce_table` scores every row (plain and flipped
 features, the paper's re-ranking, the tiny baseline's, and the setting searched on that

@@ -132,7 +132,7 @@ def k_reciprocal_set(knn: torch.Tensor, i: int, k: int) -> list[int]:
 
 
 def expanded_set(knn: torch.Tensor, i: int, k1: int) -> list[int]:
-    """The expanded set of image i, plainly (steps 2 of the module's text): R(i, k1), plus R(j, round(k1/2)) of
+    """The expanded set of image i, plainly (step 2 of the module docstring and of chapter 7): R(i, k1), plus R(j, round(k1/2)) of
     each member j that shares more than 2/3 of it with R(i, k1). `expanded_sets` does this for every image."""
     members = k_reciprocal_set(knn, i, k1)
     expanded = set(members)
@@ -184,7 +184,7 @@ def expanded_sets(knn: torch.Tensor, k1: int, chunk_size: int = 2048) -> tuple[t
 def re_ranking_plain(q_feats: torch.Tensor, g_feats: torch.Tensor, k1: int = 20, k2: int = 6,
                      lambda_value: float = 0.3) -> torch.Tensor:
     """The whole method for a small problem, plainly: N x N matrices, a loop per image, float64 (steps 1-6 of the
-    module's text). `re_ranking` computes the same in float32 without ever holding an N x N matrix."""
+    module docstring and of chapter 7). `re_ranking` computes the same in float32 without ever holding an N x N matrix."""
     feats = torch.cat([q_feats, g_feats]).double()
     nq, n = len(q_feats), len(feats)
     d = torch.cdist(feats, feats).pow(2)

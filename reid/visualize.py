@@ -697,14 +697,15 @@ def show_query_changes(before, after, n_matches, labels: tuple[str, str] = ("wit
     ax.plot([0, 100], [0, 100], color="black", lw=0.8)
     ax.set_xlabel(f"AP {labels[0]} (%)"), ax.set_ylabel(f"AP {labels[1]} (%)")
     ax.set_title(f"AP per query: {better} rise, {worse} fall", fontsize=10)
-    ax.set_xlim(0, 100), ax.set_ylim(0, 100), ax.set_aspect("equal")
+    ax.set_xlim(-2, 102), ax.set_ylim(-2, 102), ax.set_aspect("equal")  # AP = 0 and 100 off the frame
     ax = axes[1]
     sooner, later = int((last_a < last_b).sum()), int((last_a > last_b).sum())
     ax.scatter(last_b, last_a, s=6, alpha=0.5, color="tab:green")
     top = max(last_b.max(), last_a.max()) * 1.2
     ax.plot([1, top], [1, top], color="black", lw=0.8)
     ax.set_xscale("log"), ax.set_yscale("log"), ax.set_xlim(0.8, top), ax.set_ylim(0.8, top)
-    ax.set_xlabel(f"rank of the hardest true match, {labels[0]}"), ax.set_ylabel(f"... {labels[1]}")
+    ax.set_xlabel(f"rank of the hardest true match, {labels[0]}")
+    ax.set_ylabel(f"rank of the hardest true match, {labels[1]}")
     ax.set_title(f"hardest match: {sooner} sooner, {later} later", fontsize=10)
     ax.set_aspect("equal")
     fig.tight_layout()
