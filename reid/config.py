@@ -155,8 +155,12 @@ class Config:
         ResNet50 from ImageNet, last stride 1, a stem without the ReLU after its first
         BatchNorm ("bot"), 256x128, P=16 x K=4, Adam 3.5e-4 with a 10-epoch linear warmup,
         divided by 10 at epochs 40 and 70, 120 epochs; test on the feature after the BNNeck.
+        Random erasing fills its box with ImageNet's mean in 0..1 units, (0.485, 0.456, 0.406),
+        written after normalisation as that code does (its INPUT.PIXEL_MEAN), where the tiny
+        baseline writes CIFAR-10's mean.
         """
-        return dataclasses.replace(cls(dataset="market1501", name="market1501"), **changes)
+        base = cls(dataset="market1501", name="market1501", erasing_value=(0.485, 0.456, 0.406))
+        return dataclasses.replace(base, **changes)
 
     @classmethod
     def tiny_baseline(cls, **changes) -> "Config":

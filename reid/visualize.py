@@ -227,6 +227,7 @@ def show_bnneck(feat_before: torch.Tensor, feat_after: torch.Tensor) -> plt.Figu
         b.hist(cos.numpy(), bins=60, range=(-1, 1), alpha=0.6, color=colour, label=name, density=True)
     a.set_title("feature values", fontsize=10), a.set_xlabel("value"), a.legend(fontsize=8)
     b.set_title("cosine similarity between two images", fontsize=10), b.set_xlabel("cosine"), b.legend(fontsize=8)
+    a.set_ylabel("density"), b.set_ylabel("density")  # each histogram has area 1
     fig.tight_layout()
     return fig
 
@@ -252,9 +253,10 @@ def show_arcface_target(head: torch.nn.Module) -> plt.Figure:
     ax.text(switch - 2, 0.75, f"θ = π − m = {switch:.1f}°\n(cos θ = threshold\n= {head.threshold:.3f})",
             ha="right", va="top", fontsize=8.5, color="tab:red")
     # the true class's curve is the wrong class's shifted left by m: the same logit needs an angle m smaller
-    ax.annotate("", xy=(90, 0), xytext=(90 - np.degrees(m), 0), arrowprops=dict(arrowstyle="<->", color="tab:orange",
+    # in black: orange is the dotted cos(theta + m) curve's colour, and the arrow is not part of that curve
+    ax.annotate("", xy=(90, 0), xytext=(90 - np.degrees(m), 0), arrowprops=dict(arrowstyle="<->", color="black",
                                                                                  lw=1.2))
-    ax.text(96, 0.22, f"m = {m} rad = {np.degrees(m):.1f}°", ha="left", fontsize=8.5, color="tab:orange")
+    ax.text(96, 0.22, f"m = {m} rad = {np.degrees(m):.1f}°", ha="left", fontsize=8.5, color="black")
     ax.set_xlim(0, 180), ax.set_ylim(-1.25, 1.05), ax.set_xticks(range(0, 181, 30))
     ax.set_xlabel("θ: angle between the feature and the class weight (degrees)")
     ax.set_ylabel("logit / s")
@@ -437,14 +439,14 @@ def show_history(history: Sequence[dict], title: str | None = None, lr_steps: Se
 
 def show_ranked_lists(query: Sequence[Record], gallery: Sequence[Record], distmat, rows: Sequence[int],
                       top: int = 10) -> plt.Figure:
-    """For each query row: the query, then its `top` nearest gallery images, framed green (same
-    person, another camera: a true match), red (another person) or grey (same person, same
-    camera: removed by the protocol, not counted)."""
+    """For each query row: the query (framed blue, as in `show_identity`), then its `top` nearest gallery
+    images, framed green (same person, another camera: a true match), red (another person) or grey (same
+    person, same camera: removed by the protocol, not counted). A distractor (pid 0) has "(0000)" in its title."""
     distmat = torch.as_tensor(distmat)
     fig, axes = plt.subplots(len(rows), top + 1, figsize=(0.9 * (top + 1), 2.0 * len(rows)), squeeze=False)
     for r, qi in enumerate(rows):
         q = query[qi]
-        _show(axes[r, 0], np.asarray(read_image(q.path)), f"query (id {q.pid})", "black")
+        _show(axes[r, 0], np.asarray(read_image(q.path)), f"query (id {q.pid})", "tab:blue")
         order = torch.argsort(distmat[qi], stable=True)[:top]
         rank = 0  # the rank under the protocol: removed images do not count
         for c, gi in enumerate(order.tolist(), start=1):
@@ -454,6 +456,8 @@ def show_ranked_lists(query: Sequence[Record], gallery: Sequence[Record], distma
             else:
                 rank += 1
                 colour, label = ("tab:green" if g.pid == q.pid else "tab:red"), f"rank {rank}"
+                if g.pid == 0:  # a distractor: no person of the test set
+                    label += " (0000)"
             _show(axes[r, c], np.asarray(read_image(g.path)), label, colour)
     fig.tight_layout()
     return fig

@@ -34,9 +34,11 @@ def test_the_papers_preset_differs_from_it_where_the_paper_does():
     paper, tb = Config.market1501().validate(), Config.tiny_baseline()
     assert (paper.max_epochs, paper.steps, paper.stem) == (120, (40, 70), "bot")
     assert (paper.rerank_k1, paper.rerank_k2, paper.rerank_lambda) == (20, 6, 0.3)
+    # reid-strong-baseline fills the erased box with its INPUT.PIXEL_MEAN (ImageNet's mean, 0..1), after normalising
+    assert paper.erasing_value == paper.pixel_mean == (0.485, 0.456, 0.406)
     changed = {k for k, v in paper.to_dict().items() if tb.to_dict()[k] != v}
     assert changed == {"name", "max_epochs", "steps", "stem", "eval_period", "checkpoint_period", "rerank_k1",
-                       "rerank_k2", "rerank_lambda"}
+                       "rerank_k2", "rerank_lambda", "erasing_value"}
     s = Config.smoke().validate()
     assert s.dataset == "synthetic" and s.max_epochs < paper.max_epochs and s.stem == "tiny_baseline"
     assert Config.smoke(max_epochs=3).max_epochs == 3

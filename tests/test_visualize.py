@@ -116,6 +116,17 @@ def test_evaluation_figures(tiny_root):
     q_cams, g_cams = np.array([r.camid for r in q]), np.array([r.camid for r in g])
     dist = np.random.default_rng(0).random((len(q), len(g))) + (q_pids[:, None] != g_pids[None, :])
     assert _axes(show_ranked_lists(q, g, dist, rows=[0, 2], top=5)) == 2 * 6
+    # the query framed blue as in show_identity; a distractor (pid 0) says so in its title, a person does not
+    distractor = next(i for i, r in enumerate(g) if r.pid == 0)
+    person = next(i for i, r in enumerate(g) if r.pid not in (0, q[0].pid))
+    near = np.full((len(q), len(g)), 9.0)
+    near[0, distractor], near[0, person] = 0.0, 1.0
+    fig = show_ranked_lists(q, g, near, rows=[0], top=2)
+    titles = [ax.get_title() for ax in fig.axes]
+    query_frame = fig.axes[0].spines["left"].get_edgecolor()
+    plt.close(fig)
+    assert titles == [f"query (id {q[0].pid})", "rank 1 (0000)", "rank 2"]
+    assert matplotlib.colors.same_color(query_frame, "tab:blue")
     res = evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)
     assert _axes(show_cmc({"a": res, "b": res})) == 1
     assert _axes(show_distance_histograms(dist, q_pids, g_pids, q_cams, g_cams)) == 1

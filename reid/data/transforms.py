@@ -32,9 +32,10 @@ class RandomErasing(torch.nn.Module):
     columns; the first box strictly smaller than the image (h < H, w < W) goes to a uniform
     position and is filled with `value`, after normalisation: (0.4914, 0.4822, 0.4465) are CIFAR-10's
     channel means (0..1 pixel units), kept from the original random-erasing code; in ImageNet-normalised
-    units they are a warm light grey, not the mean colour (which is 0 there). torchvision's `RandomErasing` draws log(r)
-    uniformly and makes 10 attempts, which gives squarer boxes (median h / w about 1.2 instead
-    of 1.9 here). Draws come from torch's default generator, which the loader seeds per image.
+    units they are a warm light grey, not the mean colour (which is 0 there). The paper's code fills with
+    ImageNet's mean in 0..1 units instead (`Config.market1501()`), a grey of the same kind. torchvision's
+    `RandomErasing` draws log(r) uniformly and makes 10 attempts, which gives squarer boxes (median h / w
+    about 1.2 instead of 1.9 here). Draws come from torch's default generator, which the loader seeds per image.
     """
 
     def __init__(self, p: float = 0.5, scale: tuple[float, float] = (0.02, 0.4),
