@@ -39,7 +39,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import Config, train_command
+from .config import Config, book_checkout, train_command
 from .data import load_dataset, make_dataloaders, shutdown_workers
 from .data.decoded import DeviceBatches, training_batches
 from .data.market1501 import Market1501
@@ -405,7 +405,12 @@ def epochs_trained(cfg: Config) -> int:
 
 def _not_trained(cfg: Config, done: int) -> RunNotTrainedError:
     where = os.environ.get("REID_RUNS")
-    where = f"REID_RUNS={where!r}" if where else "REID_RUNS is not set, so runs/ under the working directory"
+    if where:
+        where = f"REID_RUNS={where!r}"
+    elif book_checkout() is not None:
+        where = "REID_RUNS is not set, so runs/ at the root of the book's checkout"
+    else:
+        where = "REID_RUNS is not set, so runs/ under the working directory"
     state = f"it has {done} of {cfg.max_epochs} epochs" if done else "there is no such run"
     data = "Market-1501" if cfg.dataset == "market1501" else f"the synthetic {cfg.synthetic_preset!r} set"
     return RunNotTrainedError(

@@ -1,7 +1,8 @@
 """The losses of the baseline: label-smoothed ID loss, batch-hard triplet loss with harder
 example mining (HEM), center loss, and their weighted sum.
 
-Notation: a batch of N features f_i with identity labels y_i; D(a, b) = ||a - b||_2.
+Notation: a batch of B features f_i with identity labels y_i among N identities (classes);
+D(a, b) = ||a - b||_2.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def id_loss(label_smoothing: float = 0.1) -> nn.CrossEntropyLoss:
 
 
 def smoothed_targets(labels: torch.Tensor, num_classes: int, epsilon: float) -> torch.Tensor:
-    """(N, C) label-smoothed target distribution of the paper's Eq. 2."""
+    """(B, N) label-smoothed target distribution of the paper's Eq. 2, for B labels and N classes."""
     check_labels(labels, num_classes)
     q = torch.full((len(labels), num_classes), epsilon / num_classes)
     q[torch.arange(len(labels)), labels] = 1 - (num_classes - 1) * epsilon / num_classes
@@ -44,7 +45,7 @@ def check_labels(labels: torch.Tensor, num_classes: int) -> None:
 # Triplet loss
 # --------------------------------------------------------------------------------------
 def euclidean_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(M, N) Euclidean distances between the rows of x (M, d) and y (N, d).
+    """The (len(x), len(y)) Euclidean distances between the rows of x and those of y, each of width d.
 
     sqrt(|x|^2 + |y|^2 - 2 x.y), computed in float32 and clamped at 1e-12 before the square
     root: rounding can make a distance of zero slightly negative, and the gradient of sqrt
@@ -58,12 +59,13 @@ def euclidean_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def hard_example_mining(dist: torch.Tensor, labels: torch.Tensor):
     """For each anchor, its hardest positive (farthest same-id) and hardest negative (closest other-id).
 
-    Returns (d_ap, d_an, positive index, negative index), each of shape (N,). Every anchor needs
-    one other image of its identity and one image of another identity: a PK batch (K >= 2, P >= 2).
+    Returns (d_ap, d_an, positive index, negative index), each of shape (B,) for a batch of B images.
+    Every anchor needs one other image of its identity and one image of another identity: a PK
+    batch (K >= 2, P >= 2).
     """
-    n = len(labels)
-    same = labels.view(n, 1) == labels.view(1, n)
-    eye = torch.eye(n, dtype=torch.bool, device=labels.device)
+    b = len(labels)
+    same = labels.view(b, 1) == labels.view(1, b)  # (B, B)
+    eye = torch.eye(b, dtype=torch.bool, device=labels.device)
     pos, neg = same & ~eye, ~same
     bad = ~(pos.any(1) & neg.any(1))
     if bad.any():
@@ -105,8 +107,9 @@ def triplet_loss(feat: torch.Tensor, labels: torch.Tensor, margin: float = 0.3, 
 class CenterLoss(nn.Module):
     """Center loss (Wen et al., ECCV 2016), the squared distance of each feature to its class center.
 
-    Wen et al. write L_C = 1/2 sum_i ||f_i - c_{y_i}||^2; person-reid-tiny-baseline, and we, use
-    the batch mean L_C = 1/N sum_i ||f_i - c_{y_i}||^2.
+    Wen et al. (and Luo et al. 2019) write L_C = 1/2 sum_i ||f_i - c_{y_i}||^2; the published code of
+    reid-strong-baseline and person-reid-tiny-baseline, and we, use the mean over the B images of the
+    batch, L_C = 1/B sum_i ||f_i - c_{y_i}||^2.
 
     The centers c_j are parameters with their own SGD optimizer (lr 0.5). The total loss
     weighs this term by beta = 5e-4, which would also shrink the centers' gradient by beta;
@@ -121,7 +124,7 @@ class CenterLoss(nn.Module):
         self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
 
     def forward(self, feat: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        diff = feat.float() - self.centers[labels]  # (N, d); BaselineLoss has checked the labels
+        diff = feat.float() - self.centers[labels]  # (B, d); BaselineLoss has checked the labels
         return diff.pow(2).sum(1).clamp(1e-12, 1e12).sum() / len(labels)
 
 

@@ -266,15 +266,43 @@ def show_arcface_target(head: torch.nn.Module) -> plt.Figure:
     return fig
 
 
-def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]], angles: bool = True) -> plt.Figure:
+def angle_window(theta: torch.Tensor | np.ndarray, min_gap: float = 10.0) -> float:
+    """Where a 360-degree axis of the angles `theta` (degrees) should start so that it cuts no cloud of points.
+
+    -180 and 180 are one direction, so the usual axis from -180 to 180 splits a cloud that sits there into two
+    pieces, one at each edge. The axis starts at -180 when no point lies within `min_gap` / 2 degrees of that
+    direction; else in the middle of the empty arc, at least `min_gap` wide (or the widest, if none is), that
+    is nearest to it, so that the axis moves as little as it can. The start lies in [-360, 0).
+    """
+    t = np.sort(np.asarray(theta, dtype=float) % 360.0)  # in [0, 360)
+    if len(t) < 2:
+        return -180.0
+    off = np.abs((t - 180.0 + 180.0) % 360.0 - 180.0)  # each point's angle away from the direction 180
+    if off.min() >= min_gap / 2.0:
+        return -180.0
+    gaps = np.diff(np.concatenate([t, t[:1] + 360.0]))  # gap i: the empty arc from t[i] to the next point
+    wide = np.flatnonzero(gaps >= min(min_gap, gaps.max()))
+    middles = t[wide] + gaps[wide] / 2.0
+    start = float(middles[np.abs((middles - 180.0 + 180.0) % 360.0 - 180.0).argmin()] % 360.0)
+    return start - 360.0 if start > 0.0 else start
+
+
+def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]], angles: bool = True,
+                        same_scale: bool = False) -> plt.Figure:
     """One column per loss: the 2-D test embedding coloured by class, on equal axes with their scale, and
     (`angles`) below it each point's angle around the origin, a row per class. Each panel's title gives
-    its within/between ratio (`reid.toy.spread_ratios`): smaller is tighter classes for their spacing."""
+    its within/between ratio (`reid.toy.spread_ratios`): smaller is tighter classes for their spacing.
+
+    Each embedding panel has its own scale unless `same_scale`, which draws them all on the axes of the
+    largest, so that a difference in size shows at a glance. Each angle panel spans 360 degrees, from -180
+    to 180 unless a class sits there: then it starts in the nearest empty direction (`angle_window`), so
+    that no class is cut in two at its edges, and an angle left of -180 is that angle plus 360."""
     from .toy import spread_ratios
 
     rows = 2 if angles else 1
     fig, axes = plt.subplots(rows, len(results), figsize=(2.9 * len(results), 3.2 + 1.9 * (rows - 1)),
                              gridspec_kw={"height_ratios": [3, 1.3][:rows]}, squeeze=False)
+    reach = 1.08 * max(float(emb.abs().max()) for emb, _ in results.values())  # the largest coordinate, and room
     for col, (name, (emb, labels)) in enumerate(results.items()):
         by_distance, by_angle = spread_ratios(emb, labels)
         colours = {"c": labels.numpy(), "cmap": "tab10", "vmin": 0, "vmax": 9}
@@ -284,14 +312,21 @@ def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]], a
         ax.set_title(f"{name}\ndistance: within/between {by_distance:.2f}", fontsize=9)
         ax.tick_params(labelsize=8)  # the scale: distances (and the triplet margin) can be read off the axes
         ax.grid(alpha=0.25, lw=0.5)
-        ax.set_aspect("equal", adjustable="datalim")
+        if same_scale:
+            ax.set_xlim(-reach, reach), ax.set_ylim(-reach, reach)
+            ax.set_aspect("equal", adjustable="box")
+        else:
+            ax.set_aspect("equal", adjustable="datalim")
         if angles:
             ax = axes[1, col]
-            theta = torch.rad2deg(torch.atan2(emb[:, 1], emb[:, 0]))
+            theta = torch.rad2deg(torch.atan2(emb[:, 1], emb[:, 0])).numpy()
+            start = angle_window(theta)
+            shown = (theta - start) % 360.0 + start  # the same directions, on an axis from start to start + 360
             jitter = 0.3 * (torch.rand(len(labels), generator=torch.Generator().manual_seed(0)) - 0.5)
-            ax.scatter(theta.numpy(), (labels + jitter).numpy(), s=4, **colours)
-            ax.set_xlim(-180, 180), ax.set_xticks([-180, -90, 0, 90, 180]), ax.set_yticks([])
-            ax.tick_params(labelsize=8), ax.grid(axis="x", alpha=0.3)
+            ax.scatter(shown, (labels + jitter).numpy(), s=4, **colours)
+            ax.set_xlim(start, start + 360.0)
+            ax.set_xticks(np.arange(np.ceil(start / 90.0), np.floor((start + 360.0) / 90.0) + 1) * 90.0)
+            ax.set_yticks([]), ax.tick_params(labelsize=8), ax.grid(axis="x", alpha=0.3)
             ax.set_xlabel("angle around the origin (°)", fontsize=8)
             ax.set_title(f"angle: within/between {by_angle:.2f}", fontsize=9)
     if angles:

@@ -309,6 +309,12 @@ def test_a_long_run_that_is_not_trained_stops_at_once_and_says_what_trains_it(tm
     with pytest.raises(RunNotTrainedError, match="'market1501-book' is not trained"):
         reproduce_table(cfg)  # before it loads the (absent) dataset
     assert not (tmp_path / "drive-runs").exists()
+    monkeypatch.delenv("REID_RUNS")  # the default: runs/ at the root of the checkout, wherever a chapter runs
+    from reid.config import book_checkout
+
+    default = "at the root of the book's checkout" if book_checkout() else "under the working directory"
+    with pytest.raises(RunNotTrainedError, match=f"REID_RUNS is not set, so runs/ {default}"):
+        trained_model(Config.book("market1501", name="never-trained", data_root=str(tmp_path / "no-data")))
 
 
 def test_a_quick_run_trains_on_demand_and_a_finished_one_loads_without_training(tiny_data):

@@ -12,6 +12,7 @@ from reid.data import Market1501  # noqa: E402
 from reid.visualize import (pipeline_figure, show_arcface_target, show_augmentations, show_batch, show_bnneck,  # noqa: E402
                             show_dataset_overview, show_hem_boundary, show_identity, show_mined_pairs,
                             show_history, show_network, show_schedule, show_toy_embeddings)
+from reid.visualize import angle_window  # noqa: E402
 
 
 def _axes(fig):
@@ -57,6 +58,29 @@ def test_model_and_loss_figures():
     assert all(w in words for w in ("ResNet18", "feat\n512", "bn_feat", "triplet", "ID loss", "test")), words
     plt.close(net)
 
+
+
+def test_toy_figure_on_one_scale_and_its_angles_cut_no_cloud():
+    """`same_scale` gives every embedding panel the limits of the largest; an angle panel starts in an empty
+    direction, so that a cloud at -180/180 degrees is drawn in one piece, not at both edges."""
+    small, large = torch.randn(12, 2) * 0.1, torch.randn(12, 2) * 5.0
+    labels = torch.arange(12) % 3
+    fig = show_toy_embeddings({"small": (small, labels), "large": (large, labels)}, angles=False, same_scale=True)
+    assert fig.axes[0].get_xlim() == fig.axes[1].get_xlim() and fig.axes[0].get_ylim() == fig.axes[1].get_ylim()
+    assert fig.axes[0].get_xlim()[1] >= large.abs().max().item()
+    plt.close(fig)
+
+    assert angle_window([-150.0, 0.0, 90.0, 150.0]) == -180.0  # nothing near 180: the usual axis
+    cloud = torch.tensor([176.0, 178.0, -179.0, -177.0, 0.0, 90.0])  # one cloud around 180, two elsewhere
+    start = angle_window(cloud)
+    assert -360.0 <= start < 0.0
+    shown = (cloud.numpy() - start) % 360.0 + start  # as show_toy_embeddings places them
+    assert shown[:4].max() - shown[:4].min() == 7.0  # the cloud in one piece (176 .. 183 = -177)
+    emb = torch.stack([torch.cos(torch.deg2rad(cloud)), torch.sin(torch.deg2rad(cloud))], dim=1)
+    fig = show_toy_embeddings({"a": (emb, torch.tensor([0, 0, 0, 0, 1, 2]))})
+    xs = fig.axes[1].collections[0].get_offsets()[:, 0]
+    assert xs[:4].max() - xs[:4].min() < 8 and fig.axes[1].get_xlim()[1] - fig.axes[1].get_xlim()[0] == 360.0
+    plt.close(fig)
 
 def test_arcface_figure_draws_the_heads_own_target():
     """The true-class curve is the head's output: cos(theta + m) up to theta = pi - m, cos(theta) - m sin(m) after."""
