@@ -148,7 +148,7 @@ def test_chapter_8_and_the_readme_read_the_seed_noise_record():
     record = load_noise_record()
     assert len(record["seeds"]) >= 5 and all(len(v["mAP"]) == len(record["seeds"]) for v in record["rows"].values())
     nb = json.loads((root / "notebooks" / "08_results.ipynb").read_text())
-    shown = [("".join(o["data"].get("text/markdown", "")), "".join(o.get("text", "")))
+    shown = [("".join(o.get("data", {}).get("text/markdown", "")), "".join(o.get("text", "")))
              for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     markdown, streams = "\n".join(m for m, _ in shown), "\n".join(t for _, t in shown)
     for metric in ("mAP", "rank1"):
