@@ -544,7 +544,8 @@ def show_search_heatmap(result, marks: dict[str, tuple[int, int, float]] | None 
     """The search grid as heatmaps of its criterion, mAP + Rank-1 (person-reid-tiny-baseline's), over (k1, k2), one
     panel per lambda, on one colour scale. The grid has a point only where k2 <= 0.7 k1 (the blank corner) and
     its k1 and k2 values are unevenly spaced (the axes list them). A red circle marks the best point; `marks`
-    adds named points (e.g. the paper's setting) as black crosses on their lambda's panel; the legend is below."""
+    adds named points (e.g. the paper's setting) in black, each its own shape (a cross, a square, a triangle, a
+    diamond), on their lambda's panel; the legend is below."""
     lambdas = sorted({r["lambda"] for r in result.rows})
     k1s, k2s = sorted({r["k1"] for r in result.rows}), sorted({r["k2"] for r in result.rows})
     fig, axes = plt.subplots(1, len(lambdas), figsize=(3.9 * len(lambdas), 4.1), squeeze=False, sharey=True)
@@ -561,9 +562,10 @@ def show_search_heatmap(result, marks: dict[str, tuple[int, int, float]] | None 
         if result.best["lambda"] == lam:
             ax.plot(k1s.index(result.best["k1"]), k2s.index(result.best["k2"]), "o", mfc="none", mec="red", ms=11,
                     mew=2, label="best by the criterion")
-        for name, (k1, k2, mark_lam) in (marks or {}).items():
-            if mark_lam == lam and k1 in k1s and k2 in k2s:
-                ax.plot(k1s.index(k1), k2s.index(k2), "x", color="black", ms=9, mew=2, label=name)
+        for (name, (k1, k2, mark_lam)), marker in zip((marks or {}).items(), "xs^D"):
+            if mark_lam == lam and k1 in k1s and k2 in k2s:  # one marker shape per named point
+                ax.plot(k1s.index(k1), k2s.index(k2), marker, mfc="none" if marker != "x" else "black", mec="black",
+                        ms=9, mew=2, label=name)
     axes[0, 0].set_ylabel("k2", fontsize=10)
     handles = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels())}
     fig.subplots_adjust(bottom=0.27 if handles else 0.2, left=0.05, right=0.98, wspace=0.1)
