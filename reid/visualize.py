@@ -87,8 +87,8 @@ def show_batch(images: torch.Tensor, pids: Sequence[int], cfg: Config, max_ident
 def show_augmentations(path: str, cfg: Config, samples: int = 4, seed: int = 0) -> plt.Figure:
     """The augmentation viewer: the original, then each training augmentation alone, `samples` draws each.
 
-    A step without randomness (resize, the forced flip) gives the same image every time: it is drawn in
-    the first row only. Each column draws from torch's generator seeded with `seed` and its position, so a
+    The original, and a step without randomness (resize, the forced flip), give the same image every time:
+    they are drawn in the first row only. Each column draws from torch's generator seeded with `seed` and its position, so a
     change to one step's settings leaves the other columns' draws as they were.
     """
     img = read_image(path)
@@ -105,8 +105,9 @@ def show_augmentations(path: str, cfg: Config, samples: int = 4, seed: int = 0) 
             else:
                 _show(axes[i, j], draw, (f"{name}\n(no randomness)" if fixed else f"{name}\n(random)")
                       if i == 0 else None)
-    for i in range(samples):
-        _show(axes[i, 0], img, "original" if i == 0 else None)
+    _show(axes[0, 0], img, "original")
+    for i in range(1, samples):
+        axes[i, 0].axis("off")
     fig.tight_layout()
     return fig
 
