@@ -199,7 +199,7 @@ def show_network(backbone: str = "ResNet50", feat_dim: int = 2048, map_size: tup
     box(6.45, 1.5, 1.4, 1.0, "BNNeck\nBatchNorm1d\n(bias frozen)", net)
     box(8.15, 1.55, 1.1, 0.9, f"bn_feat\n{feat_dim}", net)
     box(9.55, 1.5, 1.4, 1.0, "classifier\nno bias\n(or ArcFace)", net)
-    box(4.1, 3.0, 3.1, 0.7, "triplet loss (+ hard example\nmining, ch. 4), center loss", loss)
+    box(4.1, 3.0, 3.1, 0.7, "triplet loss (batch hard; optional\nharder mining, ch. 4), center loss", loss)
     box(9.3, 3.0, 1.65, 0.7, "ID loss (label\nsmoothing, ch. 3)", loss)
     box(7.15, 0.1, 3.4, 0.8, "test: L2-normalise, cosine distance\n(options: flip, re-ranking; ch. 6, 7)", test, "--")
     arrow((1.25, 2.0), (1.55, 2.0))
@@ -211,7 +211,8 @@ def show_network(backbone: str = "ResNet50", feat_dim: int = 2048, map_size: tup
     arrow((5.6, 2.45), (5.6, 3.0), colour=loss)
     arrow((10.25, 2.5), (10.25, 3.0), "logits", colour=loss, at=(0.35, 0.0))
     arrow((8.7, 1.55), (8.7, 0.9), style="--", colour=test)
-    ax.text(0.05, 3.55, "training: red, the losses\nand the feature each one sees", fontsize=9.5, color=loss, va="center")
+    ax.text(0.05, 3.55, "training (red): the losses, and\narrows from the feature each sees", fontsize=9.5, color=loss,
+            va="center")
     ax.text(0.05, 0.5, "test (neck_feat = \"after\"): green, dashed", fontsize=9.5, color=test, va="center")
     fig.tight_layout()
     return fig
@@ -258,7 +259,8 @@ def show_arcface_target(head: torch.nn.Module) -> plt.Figure:
     ax.annotate("", xy=(90, 0), xytext=(90 - np.degrees(m), 0), arrowprops=dict(arrowstyle="<->", color="black",
                                                                                  lw=1.2))
     ax.text(96, 0.22, f"m = {m} rad = {np.degrees(m):.1f}°", ha="left", fontsize=8.5, color="black")
-    ax.set_xlim(0, 180), ax.set_ylim(-1.25, 1.05), ax.set_xticks(range(0, 181, 30))
+    # room below the target's lowest point, cos(pi) - m sin(m), so that its tail stays off the bottom spine
+    ax.set_xlim(0, 180), ax.set_ylim(min(-1.0, float(target.min())) - 0.15, 1.05), ax.set_xticks(range(0, 181, 30))
     ax.set_xlabel("θ: angle between the feature and the class weight (degrees)")
     ax.set_ylabel("logit / s")
     ax.grid(alpha=0.3, lw=0.5)
