@@ -290,16 +290,40 @@ def angle_window(theta: torch.Tensor | np.ndarray, min_gap: float = 10.0) -> flo
     return start - 360.0 if start > 0.0 else start
 
 
+def class_angles(theta: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Each point's angle (degrees) as an angle panel draws it: on the 360-degree axis of `angle_window`, except
+    that a class the axis's edge cuts is drawn in one piece around its own mean direction, past that edge.
+
+    The axis starts in an empty direction of all the points taken together, but one class's stray point can still
+    lie across it from the rest of its class (a point at 196 degrees drawn at -164 while its class sits at 175).
+    Such a class is moved by whole turns, point by point, to within 180 degrees of its mean direction; a class
+    drawn in one piece already is left where it is.
+    """
+    theta, labels = np.asarray(theta, dtype=float), np.asarray(labels)
+    start = angle_window(theta)
+    shown = (theta - start) % 360.0 + start  # the same directions, on an axis from start to start + 360
+    for c in np.unique(labels):
+        t = theta[labels == c]
+        mean = np.degrees(np.arctan2(np.sin(np.radians(t)).mean(), np.cos(np.radians(t)).mean()))
+        mean = (mean - start) % 360.0 + start  # the class's mean direction, on the axis
+        around = mean + (t - mean + 180.0) % 360.0 - 180.0  # each point within 180 degrees of it
+        if np.ptp(around) < np.ptp(shown[labels == c]):  # the axis's edge cut this class: draw it in one piece
+            shown[labels == c] = around
+    return shown
+
+
 def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]], angles: bool = True,
                         same_scale: bool = False) -> plt.Figure:
     """One column per loss: the 2-D test embedding coloured by class, on equal axes with their scale, and
     (`angles`) below it each point's angle around the origin, a row per class. Each panel's title gives
-    its within/between ratio (`reid.toy.spread_ratios`): smaller is tighter classes for their spacing.
+    its within/between ratio (`reid.toy.spread_ratios`): smaller is tighter classes for their spacing. An
+    embedding panel's title also gives its largest radius, the farthest point's distance from the origin.
 
     Each embedding panel has its own scale unless `same_scale`, which draws them all on the axes of the
     largest, so that a difference in size shows at a glance. Each angle panel spans 360 degrees, from -180
-    to 180 unless a class sits there: then it starts in the nearest empty direction (`angle_window`), so
-    that no class is cut in two at its edges, and an angle left of -180 is that angle plus 360."""
+    to 180 unless a class sits there: then it starts in the nearest empty direction (`angle_window`), and an
+    angle left of -180 is that angle plus 360. A class whose stray point still lies across an edge is drawn
+    in one piece past that edge, and the panel widens to show it (`class_angles`)."""
     from .toy import spread_ratios
 
     rows = 2 if angles else 1
@@ -312,7 +336,9 @@ def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]], a
         ax = axes[0, col]
         ax.scatter(emb[:, 0].numpy(), emb[:, 1].numpy(), s=5, **colours)
         ax.axhline(0, color="0.85", lw=0.8, zorder=0), ax.axvline(0, color="0.85", lw=0.8, zorder=0)
-        ax.set_title(f"{name}\ndistance: within/between {by_distance:.2f}", fontsize=9)
+        radius = float(emb.norm(dim=1).max())  # how far the farthest point lies from the origin: the panel's size
+        radius_text = f"{radius:.0f}" if radius >= 10 else f"{radius:.1f}"
+        ax.set_title(f"{name}\ndistance: within/between {by_distance:.2f}\nlargest radius {radius_text}", fontsize=9)
         ax.tick_params(labelsize=8)  # the scale: distances (and the triplet margin) can be read off the axes
         ax.grid(alpha=0.25, lw=0.5)
         if same_scale:
@@ -324,11 +350,13 @@ def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]], a
             ax = axes[1, col]
             theta = torch.rad2deg(torch.atan2(emb[:, 1], emb[:, 0])).numpy()
             start = angle_window(theta)
-            shown = (theta - start) % 360.0 + start  # the same directions, on an axis from start to start + 360
+            shown = class_angles(theta, labels.numpy())  # on the axis from start, each class in one piece
             jitter = 0.3 * (torch.rand(len(labels), generator=torch.Generator().manual_seed(0)) - 0.5)
             ax.scatter(shown, (labels + jitter).numpy(), s=4, **colours)
-            ax.set_xlim(start, start + 360.0)
-            ax.set_xticks(np.arange(np.ceil(start / 90.0), np.floor((start + 360.0) / 90.0) + 1) * 90.0)
+            low = start if shown.min() >= start else shown.min() - 5.0  # wider than 360 only for a class past an edge
+            high = start + 360.0 if shown.max() <= start + 360.0 else shown.max() + 5.0
+            ax.set_xlim(low, high)
+            ax.set_xticks(np.arange(np.ceil(low / 90.0), np.floor(high / 90.0) + 1) * 90.0)
             ax.set_yticks([]), ax.tick_params(labelsize=8), ax.grid(axis="x", alpha=0.3)
             ax.set_xlabel("angle around the origin (°)", fontsize=8)
             ax.set_title(f"angle: within/between {by_angle:.2f}", fontsize=9)
