@@ -20,6 +20,11 @@ reclaimed when it disconnects. There `setup()` mounts Google Drive and sets:
 * `REID_ALLOW_DOWNLOAD` = 1: that first chapter may download the zip (the guarded, resumable
   `reid.data.download_market1501`; off Colab nothing is downloaded unless you ask).
 
+`setup(drive=False)` is for a reader who would rather not give Colab access to their Drive,
+or whose account cannot mount it: nothing is mounted, `REID_RUNS` = /content/reid-runs, on
+the runtime's disk like the datasets, so the runs are lost when the runtime ends, and no zip is
+kept between runtimes (the smoke profile needs neither).
+
 A variable already set is left as it is. Elsewhere `setup()` sets nothing.
 """
 
@@ -41,11 +46,13 @@ def on_colab() -> bool:
 
 
 def colab_paths() -> dict[str, Path]:
-    """Where `setup()` puts things on Colab: the Drive mount point, runs, archives, and the local data folder."""
+    """Where `setup()` puts things on Colab: the Drive mount point, runs, archives, the local data folder, and the
+    local runs folder that `setup(drive=False)` uses instead of Drive."""
     content = Path(os.environ.get("REID_COLAB_CONTENT", COLAB_CONTENT))
     drive = content / "drive"
     book = drive / DRIVE_FOLDER
-    return {"drive": drive, "runs": book / "runs", "archives": book, "data": content / "reid-data"}
+    return {"drive": drive, "runs": book / "runs", "archives": book, "data": content / "reid-data",
+            "local_runs": content / "reid-runs"}
 
 
 def where() -> dict[str, str]:
@@ -54,20 +61,27 @@ def where() -> dict[str, str]:
             "archives": os.environ.get("REID_ARCHIVES", "")}
 
 
-def setup(verbose: bool = True) -> None:
+def setup(verbose: bool = True, drive: bool = True) -> None:
     """Place runs and data (see the module's text) and print one line saying where they are (`where`).
 
     On Colab: mounts Google Drive (Colab asks for access once per runtime), then sets
-    REID_RUNS, REID_DATA and REID_ARCHIVES unless they are set. Elsewhere it changes nothing.
+    REID_RUNS, REID_DATA and REID_ARCHIVES unless they are set. With ``drive=False`` it mounts
+    nothing and keeps the runs on the runtime's disk too, and its line says they end with the
+    runtime. Elsewhere it changes nothing.
     """
+    local = on_colab() and not drive  # runs on the runtime's disk
     if on_colab():
-        from google.colab import drive
-
         paths = colab_paths()
-        if not (paths["drive"] / "MyDrive").is_dir():
-            drive.mount(str(paths["drive"]))
-        for name, key in (("REID_RUNS", "runs"), ("REID_DATA", "data"), ("REID_ARCHIVES", "archives")):
-            os.environ.setdefault(name, str(paths[key]))
+        if drive:
+            from google.colab import drive as google_drive
+
+            if not (paths["drive"] / "MyDrive").is_dir():
+                google_drive.mount(str(paths["drive"]))
+            settings = {"REID_RUNS": paths["runs"], "REID_DATA": paths["data"], "REID_ARCHIVES": paths["archives"]}
+        else:
+            settings = {"REID_RUNS": paths["local_runs"], "REID_DATA": paths["data"]}
+        for name, path in settings.items():
+            os.environ.setdefault(name, str(path))
         os.environ.setdefault("REID_ALLOW_DOWNLOAD", "1")
         Path(os.environ["REID_RUNS"]).mkdir(parents=True, exist_ok=True)
     if verbose:
@@ -75,4 +89,6 @@ def setup(verbose: bool = True) -> None:
         line = f"runs in {places['runs']}; datasets in {places['data']}"
         if places["archives"]:
             line += f"; Market-1501's zip kept in {places['archives']}"
+        if local and not Path(places["runs"]).is_relative_to(colab_paths()["drive"].resolve()):
+            line += " (the runtime's disk, without Drive: the runs are lost when the runtime ends)"
         print(("Colab: " if on_colab() else "") + line)

@@ -48,8 +48,8 @@ def euclidean_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The (len(x), len(y)) Euclidean distances between the rows of x and those of y, each of width d.
 
     sqrt(|x|^2 + |y|^2 - 2 x.y), computed in float32 and clamped at 1e-12 before the square
-    root: rounding can make a distance of zero slightly negative, and the gradient of sqrt
-    at 0 is infinite.
+    root: rounding can make a squared distance of zero slightly negative, and the gradient of
+    sqrt at 0 is infinite.
     """
     x, y = x.float(), y.float()
     d = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) - 2.0 * x @ y.T

@@ -87,8 +87,8 @@ def show_batch(images: torch.Tensor, pids: Sequence[int], cfg: Config, max_ident
 def show_augmentations(path: str, cfg: Config, samples: int = 4, seed: int = 0) -> plt.Figure:
     """The augmentation viewer: the original, then each training augmentation alone, `samples` draws each.
 
-    A step without randomness (resize, the forced flip) gives the same image every time: it is drawn in
-    the first row only. Each column draws from torch's generator seeded with `seed` and its position, so a
+    The original, and a step without randomness (resize, the forced flip), give the same image every time:
+    they are drawn in the first row only. Each column draws from torch's generator seeded with `seed` and its position, so a
     change to one step's settings leaves the other columns' draws as they were.
     """
     img = read_image(path)
@@ -105,8 +105,9 @@ def show_augmentations(path: str, cfg: Config, samples: int = 4, seed: int = 0) 
             else:
                 _show(axes[i, j], draw, (f"{name}\n(no randomness)" if fixed else f"{name}\n(random)")
                       if i == 0 else None)
-    for i in range(samples):
-        _show(axes[i, 0], img, "original" if i == 0 else None)
+    _show(axes[0, 0], img, "original")
+    for i in range(1, samples):
+        axes[i, 0].axis("off")
     fig.tight_layout()
     return fig
 
@@ -198,7 +199,7 @@ def show_network(backbone: str = "ResNet50", feat_dim: int = 2048, map_size: tup
     box(6.45, 1.5, 1.4, 1.0, "BNNeck\nBatchNorm1d\n(bias frozen)", net)
     box(8.15, 1.55, 1.1, 0.9, f"bn_feat\n{feat_dim}", net)
     box(9.55, 1.5, 1.4, 1.0, "classifier\nno bias\n(or ArcFace)", net)
-    box(4.1, 3.0, 3.1, 0.7, "triplet loss (+ hard example\nmining, ch. 4), center loss", loss)
+    box(4.1, 3.0, 3.1, 0.7, "triplet loss (batch hard; optional\nharder mining, ch. 4), center loss", loss)
     box(9.3, 3.0, 1.65, 0.7, "ID loss (label\nsmoothing, ch. 3)", loss)
     box(7.15, 0.1, 3.4, 0.8, "test: L2-normalise, cosine distance\n(options: flip, re-ranking; ch. 6, 7)", test, "--")
     arrow((1.25, 2.0), (1.55, 2.0))
@@ -210,7 +211,8 @@ def show_network(backbone: str = "ResNet50", feat_dim: int = 2048, map_size: tup
     arrow((5.6, 2.45), (5.6, 3.0), colour=loss)
     arrow((10.25, 2.5), (10.25, 3.0), "logits", colour=loss, at=(0.35, 0.0))
     arrow((8.7, 1.55), (8.7, 0.9), style="--", colour=test)
-    ax.text(0.05, 3.55, "training: red, the losses\nand the feature each one sees", fontsize=9.5, color=loss, va="center")
+    ax.text(0.05, 3.55, "training (red): the losses, and\narrows from the feature each sees", fontsize=9.5, color=loss,
+            va="center")
     ax.text(0.05, 0.5, "test (neck_feat = \"after\"): green, dashed", fontsize=9.5, color=test, va="center")
     fig.tight_layout()
     return fig
@@ -257,7 +259,8 @@ def show_arcface_target(head: torch.nn.Module) -> plt.Figure:
     ax.annotate("", xy=(90, 0), xytext=(90 - np.degrees(m), 0), arrowprops=dict(arrowstyle="<->", color="black",
                                                                                  lw=1.2))
     ax.text(96, 0.22, f"m = {m} rad = {np.degrees(m):.1f}°", ha="left", fontsize=8.5, color="black")
-    ax.set_xlim(0, 180), ax.set_ylim(-1.25, 1.05), ax.set_xticks(range(0, 181, 30))
+    # room below the target's lowest point, cos(pi) - m sin(m), so that its tail stays off the bottom spine
+    ax.set_xlim(0, 180), ax.set_ylim(min(-1.0, float(target.min())) - 0.15, 1.05), ax.set_xticks(range(0, 181, 30))
     ax.set_xlabel("θ: angle between the feature and the class weight (degrees)")
     ax.set_ylabel("logit / s")
     ax.grid(alpha=0.3, lw=0.5)
@@ -287,16 +290,40 @@ def angle_window(theta: torch.Tensor | np.ndarray, min_gap: float = 10.0) -> flo
     return start - 360.0 if start > 0.0 else start
 
 
+def class_angles(theta: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Each point's angle (degrees) as an angle panel draws it: on the 360-degree axis of `angle_window`, except
+    that a class the axis's edge cuts is drawn in one piece around its own mean direction, past that edge.
+
+    The axis starts in an empty direction of all the points taken together, but one class's stray point can still
+    lie across it from the rest of its class (a point at 196 degrees drawn at -164 while its class sits at 175).
+    Such a class is moved by whole turns, point by point, to within 180 degrees of its mean direction; a class
+    drawn in one piece already is left where it is.
+    """
+    theta, labels = np.asarray(theta, dtype=float), np.asarray(labels)
+    start = angle_window(theta)
+    shown = (theta - start) % 360.0 + start  # the same directions, on an axis from start to start + 360
+    for c in np.unique(labels):
+        t = theta[labels == c]
+        mean = np.degrees(np.arctan2(np.sin(np.radians(t)).mean(), np.cos(np.radians(t)).mean()))
+        mean = (mean - start) % 360.0 + start  # the class's mean direction, on the axis
+        around = mean + (t - mean + 180.0) % 360.0 - 180.0  # each point within 180 degrees of it
+        if np.ptp(around) < np.ptp(shown[labels == c]):  # the axis's edge cut this class: draw it in one piece
+            shown[labels == c] = around
+    return shown
+
+
 def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]], angles: bool = True,
                         same_scale: bool = False) -> plt.Figure:
     """One column per loss: the 2-D test embedding coloured by class, on equal axes with their scale, and
     (`angles`) below it each point's angle around the origin, a row per class. Each panel's title gives
-    its within/between ratio (`reid.toy.spread_ratios`): smaller is tighter classes for their spacing.
+    its within/between ratio (`reid.toy.spread_ratios`): smaller is tighter classes for their spacing. An
+    embedding panel's title also gives its largest radius, the farthest point's distance from the origin.
 
     Each embedding panel has its own scale unless `same_scale`, which draws them all on the axes of the
     largest, so that a difference in size shows at a glance. Each angle panel spans 360 degrees, from -180
-    to 180 unless a class sits there: then it starts in the nearest empty direction (`angle_window`), so
-    that no class is cut in two at its edges, and an angle left of -180 is that angle plus 360."""
+    to 180 unless a class sits there: then it starts in the nearest empty direction (`angle_window`), and an
+    angle left of -180 is that angle plus 360. A class whose stray point still lies across an edge is drawn
+    in one piece past that edge, and the panel widens to show it (`class_angles`)."""
     from .toy import spread_ratios
 
     rows = 2 if angles else 1
@@ -309,7 +336,9 @@ def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]], a
         ax = axes[0, col]
         ax.scatter(emb[:, 0].numpy(), emb[:, 1].numpy(), s=5, **colours)
         ax.axhline(0, color="0.85", lw=0.8, zorder=0), ax.axvline(0, color="0.85", lw=0.8, zorder=0)
-        ax.set_title(f"{name}\ndistance: within/between {by_distance:.2f}", fontsize=9)
+        radius = float(emb.norm(dim=1).max())  # how far the farthest point lies from the origin: the panel's size
+        radius_text = f"{radius:.0f}" if radius >= 10 else f"{radius:.1f}"
+        ax.set_title(f"{name}\ndistance: within/between {by_distance:.2f}\nlargest radius {radius_text}", fontsize=9)
         ax.tick_params(labelsize=8)  # the scale: distances (and the triplet margin) can be read off the axes
         ax.grid(alpha=0.25, lw=0.5)
         if same_scale:
@@ -321,11 +350,13 @@ def show_toy_embeddings(results: dict[str, tuple[torch.Tensor, torch.Tensor]], a
             ax = axes[1, col]
             theta = torch.rad2deg(torch.atan2(emb[:, 1], emb[:, 0])).numpy()
             start = angle_window(theta)
-            shown = (theta - start) % 360.0 + start  # the same directions, on an axis from start to start + 360
+            shown = class_angles(theta, labels.numpy())  # on the axis from start, each class in one piece
             jitter = 0.3 * (torch.rand(len(labels), generator=torch.Generator().manual_seed(0)) - 0.5)
             ax.scatter(shown, (labels + jitter).numpy(), s=4, **colours)
-            ax.set_xlim(start, start + 360.0)
-            ax.set_xticks(np.arange(np.ceil(start / 90.0), np.floor((start + 360.0) / 90.0) + 1) * 90.0)
+            low = start if shown.min() >= start else shown.min() - 5.0  # wider than 360 only for a class past an edge
+            high = start + 360.0 if shown.max() <= start + 360.0 else shown.max() + 5.0
+            ax.set_xlim(low, high)
+            ax.set_xticks(np.arange(np.ceil(low / 90.0), np.floor(high / 90.0) + 1) * 90.0)
             ax.set_yticks([]), ax.tick_params(labelsize=8), ax.grid(axis="x", alpha=0.3)
             ax.set_xlabel("angle around the origin (°)", fontsize=8)
             ax.set_title(f"angle: within/between {by_angle:.2f}", fontsize=9)

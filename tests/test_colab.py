@@ -144,3 +144,30 @@ def test_market1501_on_colab_is_unpacked_from_the_zip_on_drive(tmp_path, monkeyp
     monkeypatch.delenv("REID_ALLOW_DOWNLOAD")
     with pytest.raises(FileNotFoundError, match="reid.setup"):
         dataset_root(Config.book("market1501", data_root=str(tmp_path / "empty")))
+
+
+def test_setup_without_drive_mounts_nothing_and_says_the_runs_stay_on_the_runtimes_disk(tmp_path, monkeypatch, capsys):
+    """`reid.setup(drive=False)`: for a reader who declines Colab's Drive prompt, or cannot mount Drive."""
+    import types
+
+    import reid
+
+    def refuse(path, **kwargs):
+        raise AssertionError("drive=False must not mount Google Drive")
+
+    colab, drive = types.ModuleType("google.colab"), types.ModuleType("google.colab.drive")
+    drive.mount, colab.drive = refuse, drive
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab.drive", drive)
+    monkeypatch.setenv("REID_COLAB_CONTENT", str(tmp_path / "content"))
+    for name in ("REID_RUNS", "REID_DATA", "REID_ARCHIVES", "REID_ALLOW_DOWNLOAD"):
+        monkeypatch.delenv(name, raising=False)
+    reid.setup(drive=False)
+    content = (tmp_path / "content").resolve()
+    assert os.environ["REID_RUNS"] == str(content / "reid-runs") and (content / "reid-runs").is_dir()
+    assert os.environ["REID_DATA"] == str(content / "reid-data") and "REID_ARCHIVES" not in os.environ
+    assert os.environ["REID_ALLOW_DOWNLOAD"] == "1"  # Market-1501 may still be downloaded, to the runtime's disk
+    assert not (content / "drive").exists()
+    said = capsys.readouterr().out.strip().splitlines()
+    assert said == [f"Colab: runs in {content / 'reid-runs'}; datasets in {content / 'reid-data'} "
+                    "(the runtime's disk, without Drive: the runs are lost when the runtime ends)"]

@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from reid import Config  # noqa: E402
@@ -12,7 +13,7 @@ from reid.data import Market1501  # noqa: E402
 from reid.visualize import (pipeline_figure, show_arcface_target, show_augmentations, show_batch, show_bnneck,  # noqa: E402
                             show_dataset_overview, show_hem_boundary, show_identity, show_mined_pairs,
                             show_history, show_network, show_schedule, show_toy_embeddings)
-from reid.visualize import angle_window  # noqa: E402
+from reid.visualize import angle_window, class_angles  # noqa: E402
 
 
 def _axes(fig):
@@ -81,6 +82,24 @@ def test_toy_figure_on_one_scale_and_its_angles_cut_no_cloud():
     xs = fig.axes[1].collections[0].get_offsets()[:, 0]
     assert xs[:4].max() - xs[:4].min() < 8 and fig.axes[1].get_xlim()[1] - fig.axes[1].get_xlim()[0] == 360.0
     plt.close(fig)
+
+def test_a_class_whose_stray_point_lies_across_the_angle_axis_edge_is_drawn_in_one_piece():
+    """The axis starts in the empty arc between 178 and 196 degrees, which leaves class 0's stray point at 196 (that
+    is -164) at the other edge; `class_angles` draws it beside its class, past the edge, and moves nothing else."""
+    theta = np.array([170.0, 172.0, 174.0, 176.0, 178.0, -164.0, 0.0, 10.0, 90.0])
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2])
+    start = angle_window(theta)
+    on_axis = (theta - start) % 360.0 + start
+    assert np.ptp(on_axis[:6]) > 300  # the plain 360-degree axis cuts class 0 in two
+    shown = class_angles(theta, labels)
+    assert shown[5] == 196.0 and np.ptp(shown[:6]) == 26.0  # in one piece, 18 degrees past 178
+    assert np.array_equal(shown[:5], on_axis[:5]) and np.array_equal(shown[6:], on_axis[6:])
+    emb = torch.from_numpy(np.stack([np.cos(np.radians(theta)), np.sin(np.radians(theta))], axis=1)).float()
+    fig = show_toy_embeddings({"a": (emb, torch.from_numpy(labels))})
+    low, high = fig.axes[1].get_xlim()
+    assert low <= shown.min() and high >= 196.0  # the panel widens to show the class past its edge
+    plt.close(fig)
+
 
 def test_arcface_figure_draws_the_heads_own_target():
     """The true-class curve is the head's output: cos(theta + m) up to theta = pi - m, cos(theta) - m sin(m) after."""
