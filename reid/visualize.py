@@ -503,14 +503,20 @@ def show_ranked_lists(query: Sequence[Record], gallery: Sequence[Record], distma
 
 
 def show_cmc(results: dict, max_rank: int = 20) -> plt.Figure:
-    """CMC curves, one per named RankResult, with mAP in the legend."""
+    """CMC curves, one per named RankResult, with mAP in the legend. The rank axis is ticked at 1, 5, 10, ...,
+    the ranks that tables quote (Rank-1, Rank-5, Rank-10), when the curves reach rank 10."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
+    longest = 0
     for name, res in results.items():
         n = min(max_rank, len(res.cmc))
+        longest = max(longest, n)
         ax.plot(np.arange(1, n + 1), 100 * np.asarray(res.cmc[:n]), marker="o", ms=3,
                 label=f"{name} (mAP {100 * res.mAP:.1f})")
     ax.set_xlabel("rank k"), ax.set_ylabel("CMC@k (%)"), ax.set_title("cumulative matching characteristic", fontsize=10)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # ranks are whole numbers
+    if longest >= 10:
+        ax.set_xticks([1, *range(5, longest + 1, 5)])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # ranks are whole numbers
     ax.grid(alpha=0.3), ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -160,6 +160,12 @@ def test_evaluation_figures(tiny_root):
     assert matplotlib.colors.same_color(query_frame, "tab:blue")
     res = evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)
     assert _axes(show_cmc({"a": res, "b": res})) == 1
+    from reid.evaluation import RankResult
+
+    long_curve = RankResult(np.linspace(0.5, 1.0, 30), 0.5, 0.2, 3)
+    ticks = show_cmc({"a": long_curve}, max_rank=20).axes[0].get_xticks()  # the ranks tables quote
+    assert list(ticks) == [1, 5, 10, 15, 20], ticks
+    assert list(show_cmc({"a": long_curve}, max_rank=6).axes[0].get_xticks()[:2]) != [1, 5]  # short: every rank
     assert _axes(show_distance_histograms(dist, q_pids, g_pids, q_cams, g_cams)) == 1
     rows = [{"k1": k1, "k2": k2, "lambda": lam, "mAP": 0.5 + k1 / 100, "rank1": 0.6, "mINP": 0.1}
             for k1 in (4, 6) for k2 in (2, 3) for lam in (0.1, 0.3)]
