@@ -396,7 +396,9 @@ def show_hem_boundary(d_ap: torch.Tensor, d_an: torch.Tensor, alphas: Sequence[f
 
     An anchor's hinge term (1 + α) d_ap − (1 − α) d_an + m is positive below the line
     d_an = ((1 + α) d_ap + m) / (1 − α); the legend gives the share of anchors below each line.
-    Anchors that clear the margin at α = 0 (the nearly solved ones) are drawn in orange.
+    Anchors that clear the margin at α = 0 (the nearly solved ones) are drawn in orange. The
+    vertical axis spans the dots; the horizontal one reaches left (not below 0) to where the
+    steepest line enters at the bottom, so every line crosses the plot whole, above the dots it counts.
     """
     d_ap, d_an = d_ap.detach().cpu().numpy(), d_an.detach().cpu().numpy()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
@@ -404,13 +406,15 @@ def show_hem_boundary(d_ap: torch.Tensor, d_an: torch.Tensor, alphas: Sequence[f
     ax.scatter(d_ap[~solved], d_an[~solved], s=10, color="0.45", label="counts at α = 0")
     ax.scatter(d_ap[solved], d_an[solved], s=14, color="tab:orange", label="clears the margin at α = 0")
     pad_x, pad_y = 0.05 * (np.ptp(d_ap) or 1.0), 0.05 * (np.ptp(d_an) or 1.0)
-    x = np.linspace(d_ap.min() - pad_x, d_ap.max() + pad_x, 50)
+    y_low = d_an.min() - pad_y
+    enters = [((1 - a) * y_low - margin) / (1 + a) for a in alphas]  # where each line crosses the bottom edge
+    x = np.linspace(max(0.0, min([d_ap.min() - pad_x, *enters])), d_ap.max() + pad_x, 50)
     for a, colour in zip(alphas, plt.cm.viridis(np.linspace(0.0, 0.85, len(alphas)))):
         share = np.mean((1 + a) * d_ap - (1 - a) * d_an + margin > 0)
         ax.plot(x, ((1 + a) * x + margin) / (1 - a), color=colour, lw=1.8,
                 label=f"α = {a:g}: {100 * share:.0f}% count")
     ax.set_xlim(x[0], x[-1])
-    ax.set_ylim(d_an.min() - pad_y, d_an.max() + pad_y)
+    ax.set_ylim(y_low, d_an.max() + pad_y)
     ax.set_xlabel("d_ap, hardest positive distance")
     ax.set_ylabel("d_an, hardest negative distance")
     ax.set_title(f"an anchor counts below the line of its α (m = {margin:g})", fontsize=10)
@@ -530,14 +534,20 @@ def show_ranked_lists(query: Sequence[Record], gallery: Sequence[Record], distma
 
 
 def show_cmc(results: dict, max_rank: int = 20) -> plt.Figure:
-    """CMC curves, one per named RankResult, with mAP in the legend."""
+    """CMC curves, one per named RankResult, with mAP in the legend. The rank axis is ticked at 1, 5, 10, ...,
+    the ranks that tables quote (Rank-1, Rank-5, Rank-10), when the curves reach rank 10."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
+    longest = 0
     for name, res in results.items():
         n = min(max_rank, len(res.cmc))
+        longest = max(longest, n)
         ax.plot(np.arange(1, n + 1), 100 * np.asarray(res.cmc[:n]), marker="o", ms=3,
                 label=f"{name} (mAP {100 * res.mAP:.1f})")
     ax.set_xlabel("rank k"), ax.set_ylabel("CMC@k (%)"), ax.set_title("cumulative matching characteristic", fontsize=10)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # ranks are whole numbers
+    if longest >= 10:
+        ax.set_xticks([1, *range(5, longest + 1, 5)])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # ranks are whole numbers
     ax.grid(alpha=0.3), ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

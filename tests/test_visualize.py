@@ -53,6 +53,13 @@ def test_model_and_loss_figures():
     # hinge terms at α = 0: 0.8, -0.2, -0.7; at α = 0.2: 1.2 - 0.8 * d_an + 0.3 = 1.1, 0.3, -0.1 (chapter 4, exercise 1)
     assert labels[-2:] == ["α = 0: 33% count", "α = 0.2: 67% count"], labels
     plt.close(hem)
+    # every line crosses the plot whole: it enters at the bottom edge, inside the horizontal range (chapter 4)
+    d_ap, d_an = torch.rand(50) + 2.0, torch.rand(50) + 2.0
+    hem = show_hem_boundary(d_ap, d_an, (0.0, 0.05, 0.1, 0.2))
+    (x_low, x_high), (y_low, _) = hem.axes[0].get_xlim(), hem.axes[0].get_ylim()
+    assert all(x_low <= ((1 - a) * y_low - 0.3) / (1 + a) < x_high for a in (0.0, 0.05, 0.1, 0.2))
+    assert x_high > d_ap.max() and y_low < d_an.min()
+    plt.close(hem)
     assert _axes(pipeline_figure()) == 1
     net = show_network("ResNet18", 512, (4, 2), (64, 32))
     words = " ".join(t.get_text() for t in net.axes[0].texts)
@@ -172,6 +179,12 @@ def test_evaluation_figures(tiny_root):
     assert matplotlib.colors.same_color(query_frame, "tab:blue")
     res = evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)
     assert _axes(show_cmc({"a": res, "b": res})) == 1
+    from reid.evaluation import RankResult
+
+    long_curve = RankResult(np.linspace(0.5, 1.0, 30), 0.5, 0.2, 3)
+    ticks = show_cmc({"a": long_curve}, max_rank=20).axes[0].get_xticks()  # the ranks tables quote
+    assert list(ticks) == [1, 5, 10, 15, 20], ticks
+    assert list(show_cmc({"a": long_curve}, max_rank=6).axes[0].get_xticks()[:2]) != [1, 5]  # short: every rank
     assert _axes(show_distance_histograms(dist, q_pids, g_pids, q_cams, g_cams)) == 1
     rows = [{"k1": k1, "k2": k2, "lambda": lam, "mAP": 0.5 + k1 / 100, "rank1": 0.6, "mINP": 0.1}
             for k1 in (4, 6) for k2 in (2, 3) for lam in (0.1, 0.3)]
