@@ -224,7 +224,7 @@ SYNTHETIC_NOTE = ("{run} was trained on the synthetic set (drawn figures): it do
                   "real photos (CUHK01) such a run finds the person at rank 1 for about 1 % of queries, 4.5 % in "
                   "the top 10 (benchmarks/records/model_on_real_photos_2core_cpu.txt). For photos of real people, "
                   "use a model trained on Market-1501: notebooks/market1501_on_colab.ipynb trains it on a GPU "
-                  "(the run market1501-book-hem).")
+                  "(the run market1501-book, which the chapters load with PROFILE = \"market1501\").")
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -302,7 +302,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"{r.path.name}:")
         for h in r.hits:
             mark = r.status(h)
-            print(f"  {h.rank:3d}  {h.distance:.4f}  {h.path}" + (f"  [{mark}]" if mark else ""))
+            print(f"  {h.position:3d}  {h.distance:.4f}  {h.path}" + (f"  [{mark}]" if mark else ""))
     if 0 < args.print < len(results):
         print(f"... {len(results) - args.print} more queries in {', '.join(map(str, outs))}")
     skipped = {"gallery": index.skipped, "queries": query_skipped}
@@ -313,6 +313,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if summary["queries_with_known_identity"]:
         line += (f"{summary['match_at_rank_1']} of {summary['queries_with_known_identity']} with Market-1501 names "
                  f"find their person in another camera at rank 1, {summary['match_in_list']} in the list; ")
+        if summary["unjudged_hits"]:
+            line += (f"{summary['unjudged_hits']} results in their lists not judged (names not in the Market-1501 "
+                     "form: a renamed photo of the right person is not counted); ")
     else:
         line += "identities unknown (names not in the Market-1501 form); "
     print(line + "wrote " + ", ".join(map(str, written)))

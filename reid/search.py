@@ -70,7 +70,7 @@ TRANSPARENT_MODES = ("RGBA", "LA", "PA", "La", "RGBa")  # and "P" with a transpa
 TRANSPARENCY_FILL = (124, 116, 104)  # ...ImageNet's mean colour, which a normalised network sees as "nothing"
 RESULT_SUFFIXES = {".json": "JSON", ".csv": "CSV", ".html": "HTML page", ".htm": "HTML page",
                    ".png": "contact sheet", ".jpg": "contact sheet", ".jpeg": "contact sheet"}
-SCHEMA = "reid-search/1"
+SCHEMA = "reid-search/2"  # 2: a hit's place in its list is "position" (1 called it "rank")
 
 
 class BadImageError(ValueError):
@@ -551,7 +551,7 @@ def topk_faiss(query: torch.Tensor, gallery, k: int, metric: str = "cosine", nor
 
 @dataclass
 class Hit:
-    rank: int
+    position: int  # 1-based place in the query's list, counting every hit (not a rank of the Market-1501 protocol)
     path: str
     distance: float
     pid: int
@@ -576,7 +576,7 @@ class QueryResult:
     def match_rank(self) -> int | None:
         """The rank of the first true match as the Market-1501 protocol counts it (chapter 6): the hits of the
         query's person in its own camera and those of unknown identity take no rank. None: no match in the list.
-        `Hit.rank` is the position in the list, which counts every hit."""
+        `Hit.position` is the place in the list, which counts every hit."""
         judged = [self.status(h) for h in self.hits if self.status(h) in ("match", "wrong")]
         return judged.index("match") + 1 if "match" in judged else None
 
@@ -640,14 +640,18 @@ def search(index: GalleryIndex, query_feats: torch.Tensor, query_paths: list[Pat
 QUERY_COLOUR = (0, 90, 200)  # blue
 COLOURS = {"match": (40, 160, 60), "wrong": (210, 50, 40), "same camera": (150, 150, 150), "": (255, 255, 255)}
 UNKNOWN_OUTLINE = (70, 70, 70)  # a thin dark line around a result whose identity is unknown (on white, no frame)
+# A sign before each result's label says what its frame colour says, for readers who cannot tell red from green
+MARKS = {"match": "\u2713", "wrong": "\u2717", "same camera": "(\u2713)", "": ""}  # ✓, ✗, (✓); none: unknown
 MEANINGS = [  # (colour, what it says), in the legend of the contact sheet and of the HTML page
     (QUERY_COLOUR, "query"),
-    (COLOURS["match"], "same person, another camera (a true match)"),
-    (COLOURS["wrong"], "another person"),
-    (COLOURS["same camera"], "same person, same camera as the query (the Market-1501 protocol does not count it)"),
-    (None, "thin outline: identity unknown (the file name is not in the Market-1501 form)"),
+    (COLOURS["match"], f"{MARKS['match']} same person, another camera (a true match)"),
+    (COLOURS["wrong"], f"{MARKS['wrong']} another person"),
+    (COLOURS["same camera"], f"{MARKS['same camera']} same person, same camera as the query (the Market-1501 "
+                             "protocol does not count it)"),
+    (None, "thin outline: identity unknown (a junk image, named -1_..., or a name not in the Market-1501 form)"),
 ]
-DISTANCE_NOTE = ("Under each result, \"rank: distance\": its position in this list, and its distance to the query, "
+DISTANCE_NOTE = ("Under each result: its sign, \"#position\" in this list (#1 is the nearest; every result counts, "
+                 "where a rank of the Market-1501 protocol skips the grey ones), and its distance to the query, "
                  "lower is closer (the cosine distance is 0 for the same direction, 1 for unrelated features; "
                  "re-ranked distances are on another scale); then its file name. Person "
                  "and camera are read from Market-1501 file names (0002_c1s1_...: person 2, camera 1).")
@@ -764,7 +768,10 @@ def _header_lines(header: dict | None) -> list[str]:
         model.append(f"sha256 {str(h['weights_sha256'])[:12]}...")
     if h.get("trained_on"):
         model.append(f"trained on {h['trained_on']}")
-    settings = [f"top {h['top_k']} per query" if h.get("top_k") else "", f"{h.get('distance', 'cosine')} distance",
+    top = f"top {h['top_k']} per query" if h.get("top_k") else ""
+    if top and h.get("shown") and h["shown"] < h["top_k"]:
+        top += f" (the first {h['shown']} shown)"
+    settings = [top, f"{h.get('distance', 'cosine')} distance",
                 f"flip {'on' if h.get('flip') else 'off'}", rerank]
     return [first, ", ".join(model), ", ".join(x for x in settings if x)]
 
@@ -833,12 +840,24 @@ def check_sheet_size(queries: int, top_k: int) -> None:
                          "or search fewer queries")
 
 
+def hit_label(result: QueryResult, hit: Hit) -> str:
+    """What a contact sheet or an HTML page writes under a result: its sign (MARKS), position and distance."""
+    return " ".join(x for x in (MARKS[result.status(hit)], f"#{hit.position}", f"{hit.distance:.3f}") if x)
+
+
 def contact_sheet(results: list[QueryResult], root: str | os.PathLike, height: int = 128, border: int = 4,
-                  header: dict | None = None) -> Image.Image:
-    """A legend (`sheet_legend`), then one row per query: the query (blue), then its hits with rank, distance and
-    file name (wrapped, never cut to a prefix); frames coloured by `QueryResult.status`. At most MAX_SHEET_QUERIES
-    rows of MAX_SHEET_TOP_K hits (`check_sheet_size`)."""
+                  header: dict | None = None, max_hits: int | None = None) -> Image.Image:
+    """A legend (`sheet_legend`), then one row per query: the query (blue), then its hits with sign, position,
+    distance (`hit_label`) and file name (wrapped, never cut to a prefix); frames coloured by `QueryResult.status`.
+    `max_hits` draws only the first hits of each list, a narrower sheet that stays readable when a page shrinks
+    it (the header then says how many are shown). At most MAX_SHEET_QUERIES rows of MAX_SHEET_TOP_K hits
+    (`check_sheet_size`)."""
     root = Path(root)
+    if max_hits is not None:
+        if max_hits < 1:
+            raise ValueError(f"max_hits={max_hits}: show at least one result per query")
+        results = [QueryResult(r.path, r.pid, r.camid, r.hits[:max_hits]) for r in results]
+        header = {**(header or {}), "shown": max_hits}
     check_sheet_size(len(results), max((len(r.hits) for r in results), default=0))
     size, font, line_h = _fonts(height)
     cell_w = max(height + 2 * border, int(size * 9))  # room for a thumbnail and two lines of a Market-1501 name
@@ -853,7 +872,7 @@ def contact_sheet(results: list[QueryResult], root: str | os.PathLike, height: i
     y = legend.height + gap
     for r in results:
         cells = [(r.path, "query", QUERY_COLOUR, r.path.name)]
-        cells += [(root / h.path, f"{h.rank}: {h.distance:.3f}", COLOURS[r.status(h)], h.path) for h in r.hits]
+        cells += [(root / h.path, hit_label(r, h), COLOURS[r.status(h)], h.path) for h in r.hits]
         for c, (path, label, colour, name) in enumerate(cells):
             x = gap + c * (cell_w + gap) + (12 if c else 0)
             thumb = _thumb(path, height)
@@ -864,7 +883,7 @@ def contact_sheet(results: list[QueryResult], root: str | os.PathLike, height: i
                 draw.rectangle(box, fill=colour)
             sheet.paste(thumb, (x + border, y + border))
             ty = y + height + 2 * border + 1
-            draw.text((x, ty), label, fill="black", font=font)
+            draw.text((x, ty), _drawable(label, font), fill="black", font=font)
             name_font = sheet_font(size, name)
             for i, line in enumerate(label_lines(name, name_font, cell_w, max_lines=2)):
                 draw.text((x, ty + (i + 1) * line_h), _drawable(line, name_font), fill=(80, 80, 80), font=name_font)
@@ -896,15 +915,16 @@ def html_page(results: list[QueryResult], root: str | os.PathLike, height: int =
             style = ("border:1px solid rgb({},{},{});padding:3px".format(*UNKNOWN_OUTLINE) if not status else
                      "border-color:rgb({},{},{})".format(*COLOURS[status]))
             cells.append(f'<figure style="{style}" title="{html.escape(status or "identity unknown")}">'
-                         f'<img src="{_data_uri(root / h.path, height)}" alt="rank {h.rank}">'
-                         f"<figcaption>{h.rank}: {h.distance:.3f}<br>{html.escape(h.path)}</figcaption></figure>")
+                         f'<img src="{_data_uri(root / h.path, height)}" alt="position {h.position}">'
+                         f"<figcaption>{html.escape(hit_label(r, h))}<br>{html.escape(h.path)}</figcaption></figure>")
         rows.append('<div class="row">' + "".join(cells) + "</div>")
     legend = "".join(
         (f'<span class="key"><span class="swatch" style="background:rgb({c[0]},{c[1]},{c[2]})"></span>'
          if c else '<span class="key"><span class="swatch" style="border:1px solid #464646"></span>')
         + html.escape(text) + "</span>" for c, text in MEANINGS)
-    colours = ("Frames: blue the query; green the same person in another camera; red another person; grey the "
-               "query's person in its own camera; a thin outline: identity unknown.")
+    colours = (f"Frames: blue the query; green ({MARKS['match']}) the same person in another camera; red "
+               f"({MARKS['wrong']}) another person; grey ({MARKS['same camera']}) the query's person in its own "
+               "camera; a thin outline: identity unknown.")
     table = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_plain(v))}</td></tr>"
                     for k, v in (header or {}).items())
     style = ("body{font-family:'DejaVu Sans',sans-serif} .row{display:flex;gap:6px;margin:8px 0} "
@@ -929,39 +949,45 @@ def _camera(camid: int) -> int | None:
 
 
 def results_summary(results: list[QueryResult]) -> dict:
-    """Counts over the queries whose names give person and camera (Market-1501 names), for a one-line report."""
+    """Counts over the queries whose names give person and camera (Market-1501 names), for a one-line report.
+    "unjudged_hits" counts the hits in their lists whose names do not (a renamed copy of the right person among
+    them would be a true match nobody can count)."""
     judged = [r for r in results if r.pid >= 0]
     ranks = [r.match_rank() for r in judged]
     return {"queries": len(results), "queries_with_known_identity": len(judged),
-            "match_in_list": sum(k is not None for k in ranks), "match_at_rank_1": sum(k == 1 for k in ranks)}
+            "match_in_list": sum(k is not None for k in ranks), "match_at_rank_1": sum(k == 1 for k in ranks),
+            "unjudged_hits": sum(r.status(h) == "" for r in judged for h in r.hits)}
 
 
 def results_document(results: list[QueryResult], header: dict | None = None,
                      skipped: dict[str, list[Skipped]] | None = None) -> dict:
     """Every query's ranked list as plain data (the .json output; the .csv has one row per hit). Schema SCHEMA:
 
-    * "schema": "reid-search/1"; "header": what made the lists (run, weights and their sha256, what the run was
+    * "schema": "reid-search/2"; "header": what made the lists (run, weights and their sha256, what the run was
       trained on, gallery, index file, settings: top_k, distance, flip, rerank {k1, k2, lambda} or null, backend;
       date, reid version, and a note when re-ranking was on); "summary": `results_summary`;
     * "queries": one per query image, in order: "query" (its path), "person" and "camera" (from a Market-1501
       name, camera 1-based as in "c1"; null when the name is not one), "match_rank" (the first true match's rank
-      as the Market-1501 protocol counts it, null if none), "hits": nearest first, each with "rank" (1-based
-      position in the list, same-camera hits included), "path" (relative to the gallery), "distance" (lower is
-      closer), "person", "camera" and "mark": "match" (same person, another camera), "wrong" (another person),
+      as the Market-1501 protocol counts it, null if none), "hits": nearest first, each with "position" (1-based
+      place in the list, counting every hit, same-camera ones included: not a rank of the protocol, so compute
+      CMC from "match_rank", never from it), "path" (relative to the gallery), "distance" (lower is closer),
+      "person", "camera" and "mark": "match" (same person, another camera), "wrong" (another person),
       "same camera" (same person, same camera) or null (identity unknown);
     * "skipped": {"gallery": [...], "queries": [...]}, each {"path", "reason"}: every file not used.
+
+    Version 1 ("reid-search/1") named a hit's "position" "rank" and had no "unjudged_hits" in its summary.
     """
     queries = []
     for r in results:
         queries.append({
             "query": str(r.path), "person": _person(r.pid), "camera": _camera(r.camid), "match_rank": r.match_rank(),
-            "hits": [{"rank": h.rank, "path": h.path, "distance": round(h.distance, 6), "person": _person(h.pid),
+            "hits": [{"position": h.position, "path": h.path, "distance": round(h.distance, 6), "person": _person(h.pid),
                       "camera": _camera(h.camid), "mark": r.status(h) or None} for h in r.hits]})
     return {"schema": SCHEMA, "header": header or {}, "summary": results_summary(results), "queries": queries,
             "skipped": {k: [{"path": s.path, "reason": s.reason} for s in v] for k, v in (skipped or {}).items()}}
 
 
-CSV_COLUMNS = ["query", "query_person", "query_camera", "rank", "path", "distance", "person", "camera", "mark"]
+CSV_COLUMNS = ["query", "query_person", "query_camera", "position", "path", "distance", "person", "camera", "mark"]
 
 
 def results_csv(results: list[QueryResult], header: dict | None = None) -> str:
@@ -974,7 +1000,7 @@ def results_csv(results: list[QueryResult], header: dict | None = None) -> str:
     blank = lambda v: "" if v is None else v  # noqa: E731
     for r in results:
         for h in r.hits:
-            writer.writerow([str(r.path), blank(_person(r.pid)), blank(_camera(r.camid)), h.rank, h.path,
+            writer.writerow([str(r.path), blank(_person(r.pid)), blank(_camera(r.camid)), h.position, h.path,
                              f"{h.distance:.6f}", blank(_person(h.pid)), blank(_camera(h.camid)), r.status(h)])
     return buf.getvalue()
 

@@ -326,7 +326,7 @@ def test_search_writes_json_and_csv_that_a_script_can_read(run, gallery, queries
     assert code == 0, err
     doc = json.loads((tmp_path / "r.json").read_text())
     head = doc["header"]
-    assert doc["schema"].startswith("reid-search/")
+    assert doc["schema"] == "reid-search/2"  # 2: a hit's place is "position"; "rank" is the protocol's (match_rank)
     assert head["run"] == str(run) and head["weights_sha256"] == weights_digest(run / FINAL_WEIGHTS)
     assert head["gallery"] == str(gallery.resolve()) and head["top_k"] == 5 and head["rerank"] is None
     assert head["trained_on"] == "synthetic" and "date" in head
@@ -334,15 +334,31 @@ def test_search_writes_json_and_csv_that_a_script_can_read(run, gallery, queries
     assert len(doc["queries"]) == 2
     for q in doc["queries"]:
         assert q["person"] == int(Path(q["query"]).name[:4]) and q["camera"] >= 1  # as in the file name: c1 is 1
-        assert [h["rank"] for h in q["hits"]] == [1, 2, 3, 4, 5]
+        assert [h["position"] for h in q["hits"]] == [1, 2, 3, 4, 5] and not any("rank" in h for h in q["hits"])
         assert [h["distance"] for h in q["hits"]] == sorted(h["distance"] for h in q["hits"])
         assert all(h["mark"] in ("match", "wrong", "same camera") and (gallery / h["path"]).exists() for h in q["hits"])
     lines = (tmp_path / "r.csv").read_text().splitlines()
     assert lines[0].startswith("# reid search ") and json.loads(lines[0][len("# reid search "):]) == head
     rows = list(csv.DictReader(lines[1:]))
-    assert len(rows) == 2 * 5 and {"query", "rank", "path", "distance", "mark"} <= set(rows[0])
+    assert len(rows) == 2 * 5 and {"query", "position", "path", "distance", "mark"} <= set(rows[0])
+    assert "rank" not in rows[0] and doc["summary"]["unjudged_hits"] == 0  # every name here is a Market-1501 one
     assert [r["path"] for r in rows[:5]] == [h["path"] for h in doc["queries"][0]["hits"]]
     assert "searched 2 queries" in out and str(tmp_path / "r.json") in out and str(tmp_path / "r.csv") in out
+
+
+def test_a_renamed_photo_of_the_right_person_is_said_to_be_not_judged(run, gallery, queries, tmp_path, capsys):
+    """A gallery file whose name is not in the Market-1501 form cannot be judged, even when it shows the query's
+    person: the summary counts such results, so that '0 in the list' is not read as 'the model found no one'."""
+    first = sorted(queries.iterdir())[0]
+    shutil.copy(first, gallery / "renamed.jpg")  # the query itself under another name: the nearest result
+    code, out, err = reid_main(capsys, "search", "--run", run, "--gallery", gallery, "--query", first, "--out",
+                               tmp_path / "r.json", "--top-k", 3, "--device", "cpu", "--num-workers", 0)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "r.json").read_text())
+    hit = doc["queries"][0]["hits"][0]
+    assert hit["path"] == "renamed.jpg" and hit["position"] == 1 and hit["mark"] is None and hit["person"] is None
+    assert doc["summary"]["unjudged_hits"] >= 1 and doc["summary"]["queries_with_known_identity"] == 1
+    assert "not judged" in out and "renamed" in out
 
 
 @pytest.mark.parametrize("case", ["top-k 0", "top-k -3", "top-k x", "query missing", "out .pdf", "out missing folder",
@@ -514,8 +530,23 @@ def test_contact_sheet_explains_itself(run, gallery, tiny_root, tmp_path):
         assert not np.array_equal(glyph(text), missing), text
     with pytest.raises(ValueError, match=r"\.html"):
         rs.contact_sheet(results * (rs.MAX_SHEET_QUERIES // 2 + 1), gallery, height=32)
+    # each result's label: a sign that says what the frame's colour says (for colour-blind readers), then
+    # "#position" (not a rank of the protocol) and the distance; the signs are in the font
+    for r in results:
+        for h in r.hits:
+            label = rs.hit_label(r, h)
+            assert label.startswith(rs.MARKS[r.status(h)]) and f"#{h.position} {h.distance:.3f}" in label
+    assert rs._drawable("".join(rs.MARKS.values()), font) == "".join(rs.MARKS.values())
+    assert all(rs.MARKS[k] in text for k, (_, text) in zip(("match", "wrong", "same camera"), rs.MEANINGS[1:4]))
+    # fewer results per row: a narrower sheet, whose header says how many of each list it shows
+    full = rs.contact_sheet(results, gallery, height=64, header=header)
+    narrow = rs.contact_sheet(results, gallery, height=64, header=header, max_hits=2)
+    assert narrow.width < full.width
+    assert "top 4 per query (the first 2 shown)" in "\n".join(rs._header_lines({**header, "shown": 2}))
+    assert "shown" not in header  # the caller's header is left as it was
     page = write_results(results, gallery, tmp_path / "hits.html", header=header).read_text()
     assert "blue" in page and "query" in page and "lower" in page and "runs/smoke" in page and "top_k" in page
+    assert "#1 " in page and "position" in page and "rank:" not in page
 
 
 def test_export_checks_its_arguments_first_and_writes_only_a_checked_model(run, tmp_path, tiny_root, capsys):
