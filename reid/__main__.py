@@ -3,9 +3,9 @@
     python -m reid train --preset smoke                         # minutes on a CPU
     python -m reid train --preset market1501 --data-root ~/data # the paper's recipe, on a GPU
     python -m reid train --preset smoke --resume                # continue after an interruption
-    python -m reid test --run runs/smoke                        # CMC / mAP / mINP, with and without flip
-    python -m reid search --run runs/smoke --gallery DIR --query IMG_OR_DIR --out hits.html   # .json .csv .png
-    python -m reid export --run runs/smoke --onnx smoke.onnx    # ONNX, checked against torch by onnxruntime
+    python -m reid test --run smoke                        # CMC / mAP / mINP, with and without flip
+    python -m reid search --run smoke --gallery DIR --query IMG_OR_DIR --out hits.html   # .json .csv .png
+    python -m reid export --run smoke --onnx smoke.onnx    # ONNX, checked against torch by onnxruntime
     torchrun --nproc_per_node=4 -m reid train --preset market1501   # 4 GPUs, DistributedDataParallel
 
 Every field of `reid.Config` is an option (`--max-epochs 60`, `--input-size 256 128`,
@@ -221,8 +221,9 @@ def _note(text: str) -> None:
 
 
 SYNTHETIC_NOTE = ("{run} was trained on the synthetic set (drawn figures): it does not recognise real people. On "
-                  "real photos (CUHK01) such a run finds the person at rank 1 for about 1 % of queries, 4.5 % in "
-                  "the top 10 (benchmarks/records/model_on_real_photos_2core_cpu.txt). For photos of real people, "
+                  "real photos (CUHK01) such a run finds the person at rank 1 for under 1 % of queries, under 5 % "
+                  "in the top 10, with or without flipped features "
+                  "(benchmarks/records/model_on_real_photos_2core_cpu.txt). For photos of real people, "
                   "use a model trained on Market-1501: notebooks/market1501_on_colab.ipynb trains it on a GPU "
                   "(the run market1501-book, which the chapters load with PROFILE = \"market1501\").")
 
@@ -387,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("--quiet", action="store_true", help="no progress bars")
     p_train.set_defaults(func=cmd_train)
     p_test = sub.add_parser("test", help="evaluate a trained run: CMC, mAP, mINP with and without flip and re-ranking")
-    p_test.add_argument("--run", type=Path, required=True, help="the run folder, e.g. runs/smoke")
+    p_test.add_argument("--run", type=Path, required=True, help="the run folder (e.g. runs/smoke), or a run's name")
     p_test.add_argument("--weights", default=None, help="a weights file other than <run>/model.pth")
     p_test.add_argument("--data-root", default=None, help="where the dataset is, if it moved since training")
     p_test.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")

@@ -1,6 +1,6 @@
 """Export a trained run to ONNX, and check the export against the torch model.
 
-    python -m reid export --run runs/smoke --onnx smoke.onnx --check-images photos/
+    python -m reid export --run smoke --onnx smoke.onnx --check-images photos/
 
 The graph is `reid.evaluation.Embedder`: the run's model as it is tested (flipped features
 added when the run's `flip_feats` is set, L2-normalised when `feat_norm` is), so that

@@ -1,6 +1,6 @@
 """Find a person in a folder of images with a trained run: index, query, results a person or a script can read.
 
-    python -m reid search --run runs/smoke --gallery photos/ --query me.jpg --out hits.html --out hits.json
+    python -m reid search --run smoke --gallery photos/ --query me.jpg --out hits.html --out hits.json
 
 1. `find_images` lists every file under the gallery folder (any names, any depth, symbolic
    links to files and folders followed) and opens each lazily. Every file that is not
