@@ -221,8 +221,8 @@ def _note(text: str) -> None:
 
 
 SYNTHETIC_NOTE = ("{run} was trained on the synthetic set (drawn figures): it does not recognise real people. On "
-                  "real photos (CUHK01) such a run finds the person at rank 1 for under 1 % of queries, under 5 % "
-                  "in the top 10, with or without flipped features "
+                  "real photos (CUHK01) such a run finds the person at rank 1 for about 1 % of queries with flipped "
+                  "features (0.6 % without), and within the top 10 for under 5 % "
                   "(benchmarks/records/model_on_real_photos_2core_cpu.txt). For photos of real people, "
                   "use a model trained on Market-1501: notebooks/market1501_on_colab.ipynb trains it on a GPU "
                   "(the run market1501-book, which the chapters load with PROFILE = \"market1501\").")

@@ -612,7 +612,7 @@ def show_search_heatmap(result, marks: dict[str, tuple[int, int, float]] | None 
     fig.subplots_adjust(bottom=0.27 if handles else 0.2, left=0.05, right=0.98, wspace=0.1)
     if handles:
         fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    fig.colorbar(im, ax=axes[0].tolist(), label="mAP + Rank-1 (%)", shrink=0.8, pad=0.01)
+    fig.colorbar(im, ax=axes[0].tolist(), label="mAP + Rank-1 (points)", shrink=0.8, pad=0.01)
     return fig
 
 
