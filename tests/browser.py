@@ -173,7 +173,7 @@ class Chromium:
         raise TimeoutError(f"the page did not finish loading within {self.timeout} s")
 
     # --- a page -------------------------------------------------------------------------
-    def visit(self, url: str, screenshot: Path | None = None, settle: float = 0.25,
+    def visit(self, url: str, screenshot: Path | None = None, settle: float = 0.15,
               scroll_to: str | None = None, probe: str | None = None) -> PageReport:
         """Load `url` in a new tab and report on it; save a screenshot of the viewport if asked, after
         scrolling the first element matching the CSS selector `scroll_to` (if any) to the middle.

@@ -82,7 +82,7 @@ READER = """(async () => {
   const text = box.querySelector(':scope > :not(.admonition-title)');
   const before = text.getBoundingClientRect().height;
   (box.querySelector('button.toggle-button') || box.querySelector('.admonition-title')).click();
-  await new Promise(done => setTimeout(done, 500));
+  await new Promise(done => setTimeout(done, 300));
   return {tables, solution: {before, after: text.getBoundingClientRect().height, words: text.innerText.length}};
 })()"""
 

@@ -15,6 +15,14 @@ from reid.data import DownloadError, Market1501, download_market1501, fetch, unp
 from reid.data.download import ARCHIVE
 from reid.data.market1501 import MARKET1501_FOLDER, SPLITS
 
+@pytest.fixture(autouse=True)
+def no_wait_between_tries(monkeypatch):
+    """The tries of a broken-off download follow each other at once here (2 s apart for real)."""
+    import reid.data.download
+
+    monkeypatch.setattr(reid.data.download, "RETRY_WAIT", 0.0)
+
+
 HTML = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head>"
         b"<body>Too many users have viewed or downloaded this file recently.</body></html>")
 

@@ -91,13 +91,16 @@ def _html_error(url: str, page: bytes, root: Path) -> DownloadError:
     )
 
 
+RETRY_WAIT = 2.0  # seconds between tries of a download that broke off
+
+
 def fetch(url: str, part: str | os.PathLike, retries: int = 3, timeout: float = 60.0, progress: bool = True,
-          wait: float = 2.0) -> Path:
+          wait: float | None = None) -> Path:
     """Download `url` into the file `part`, resuming what `part` already holds; return `part` once complete.
 
     Each try asks for the bytes after those already there (HTTP Range); a server that
     ignores the range sends the whole file, which is then written from the start. A try
-    that ends early is followed by another, up to `retries` more, `wait` seconds apart.
+    that ends early is followed by another, up to `retries` more, `wait` seconds apart (RETRY_WAIT unless given).
     Raises `DownloadError` for a web page instead of the file (nothing written), for an
     HTTP error, and when every try broke off (what arrived is kept for the next call).
     """
@@ -108,7 +111,7 @@ def fetch(url: str, part: str | os.PathLike, retries: int = 3, timeout: float = 
     problem = None
     for attempt in range(retries + 1):
         if attempt:
-            time.sleep(wait)
+            time.sleep(RETRY_WAIT if wait is None else wait)
         have = part.stat().st_size if part.exists() else 0
         headers = {"User-Agent": "reid-book (Python urllib)"}
         if have:
