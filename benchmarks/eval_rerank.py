@@ -105,7 +105,7 @@ def best_of(runs, fn, *args, **kwargs):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny-baseline", type=Path, help="a checkout of person-reid-tiny-baseline to compare with")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
     parser.add_argument("--skip-full-seed", action="store_true", help="do not run its re-ranking at full size")
     parser.add_argument("--device", default="cpu", help="where reid re-ranks at full size: cpu, or cuda (its time and "
                                                         "peak GPU memory are printed)")

@@ -130,8 +130,8 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES),
                         help="SIZE:WAY[@GB], e.g. msmt17-256:score or msmt17-256:score@2 (a bound of 2 GB)")
     parser.add_argument("--max-memory-gb", type=float, default=4.0, help="re-ranking's working-memory bound")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="where re-ranking runs: cpu or cuda (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
     parser.add_argument("--record", type=Path, help="write the lines here (with machine and commit)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one case in this process, print JSON
     args = parser.parse_args()

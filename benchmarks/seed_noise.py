@@ -66,11 +66,15 @@ def text_record(record: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                        help="training seeds, three models each (about 4 minutes a seed on 2 quiet cores; default: "
+                             "%(default)s)")
     parser.add_argument("--runs", type=Path, default=Path(default_output_dir()) / "seed-noise",
                         help="where the runs are written (default: <runs>/seed-noise)")
-    parser.add_argument("--record", type=Path, default=ROOT / "benchmarks" / "records" / NOISE_RECORD)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--record", type=Path, default=ROOT / "benchmarks" / "records" / NOISE_RECORD,
+                        help="the JSON record to write (and a .txt beside it); the default is the checked-in record "
+                             "that chapter 8 and the README read: give another path to keep it")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
     parser.add_argument("--note", help="a remark stored with the record (e.g. that the machine was shared)")
     parser.add_argument("--text-only", action="store_true", help="only write the .txt again from the JSON record")
     args = parser.parse_args()

@@ -66,6 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .utils import describe_device, get_device
 
     cfg = config_from_args(args)
+    check_device(cfg.device)  # before the data or the model: a device this machine lacks is a setting to fix
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
     if main_process:
         print(f"training {cfg.name!r} ({cfg.backbone}, {cfg.dataset}, {cfg.max_epochs} epochs) on "
@@ -249,6 +250,18 @@ def cmd_search(args: argparse.Namespace) -> int:
         index_path = rs.index_path_for(gallery)
         check_output_file(index_path, "--index", what=f"the gallery's index (kept beside it, at {index_path})")
     queries, query_skipped = rs.find_images(args.query, "--query")
+    inputs = {Path(q).resolve() for q in queries}
+    for option, path in [("--out", o) for o in outs] + ([("--index", index_path)] if args.index is not None else []):
+        if path.resolve() in inputs:
+            raise ValueError(f"{option} {path} is one of the query images: writing there would replace it; name "
+                             "another file")
+        if option == "--out" and path.resolve().is_relative_to(gallery.resolve()) and \
+                rs.RESULT_SUFFIXES[path.suffix.lower()] == "contact sheet":
+            raise ValueError(f"--out {path} is inside the gallery {gallery}: the next search would index the sheet "
+                             "as a photo; write it elsewhere")
+    if args.index is not None and index_path.is_file() and not rs.read_index_file(index_path, warn=False):
+        raise ValueError(f"--index {index_path} exists and is not a reid index: writing there would replace it; "
+                         "name another file (or delete it, if it is a damaged index)")
     if any(rs.RESULT_SUFFIXES[o.suffix.lower()] == "contact sheet" for o in outs):
         try:
             rs.check_sheet_size(len(queries), args.top_k)
@@ -445,10 +458,12 @@ def main(argv: list[str] | None = None) -> int:
                           help="how many of those images to compare (default 64), or 'all'")
     p_export.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
+    from .data.download import DownloadError
     from .engine import CheckpointError
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, ImportError, CheckpointError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, ImportError, CheckpointError,
+            DownloadError) as err:
         print(f"error: {err}", file=sys.stderr)  # a setting or a file to fix: say which, without a traceback
         return 2
     except OSError as err:  # the file system said no (permissions, a full disk): which file, and why

@@ -347,3 +347,15 @@ def test_the_train_command_in_the_message_rebuilds_the_config(make):
     parser = argparse.ArgumentParser()
     add_config_options(parser)
     assert config_from_args(parser.parse_args(words[4:-1])) == cfg
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:99"])
+def test_train_checks_its_device_before_any_work(device, tmp_path, capsys):
+    """As test, search and export do: a device this machine does not have is a setting to fix (exit 2), not a
+    traceback from inside the training loop."""
+    from reid.__main__ import main
+
+    code = main(["train", "--device", device, "--output-dir", str(tmp_path / "runs"), "--name", "t"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--device" in err and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists()  # nothing written

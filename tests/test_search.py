@@ -622,3 +622,29 @@ def test_the_onnx_json_alone_reproduces_the_package_features(run, tmp_path, tiny
         got = embed_from_json(meta, session, tmp_path / "odd" / name)
         got = got / np.linalg.norm(got)
         assert np.abs(ref - got).max() < 1e-4, name
+
+
+@pytest.mark.parametrize("case", ["out is a query", "index is a query", "sheet inside the gallery", "index not an index"])
+def test_search_refuses_to_write_over_what_it_reads(case, run, gallery, queries, tmp_path, capsys, no_indexing):
+    """A new user's slips (the trial of NEW_USER_TRIAL.md): an --out or --index that names a query photo, a contact
+    sheet written into the gallery (the next search would index it as a person), an --index over a file that is not
+    an index. Each is refused before any work, and the file is left as it was."""
+    query = sorted(queries.iterdir())[0]
+    before = {p: p.read_bytes() for p in (*queries.iterdir(), *gallery.iterdir()) if p.is_file()}
+    args = ["search", "--run", run, "--gallery", gallery, "--query", queries, "--out", tmp_path / "hits.json"]
+    if case == "out is a query":
+        args[-1], expect = query, "is one of the query images"
+    elif case == "index is a query":
+        args += ["--index", query]
+        expect = "is one of the query images"
+    elif case == "sheet inside the gallery":
+        args[-1], expect = gallery / "sheet.png", "inside the gallery"
+    else:
+        precious = tmp_path / "precious.json"
+        precious.write_text('{"mine": 1}')
+        before[precious] = precious.read_bytes()
+        args += ["--index", precious]
+        expect = "is not a reid index"
+    code, _, err = reid_main(capsys, *args)
+    assert code == 2 and expect in err and "Traceback" not in err, err
+    assert all(p.read_bytes() == data for p, data in before.items())  # nothing overwritten
