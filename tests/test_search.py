@@ -48,6 +48,15 @@ def embedder_of(run: Path, flip: bool | None = None):
     return Embedder.of_run(model, cfg, flip), cfg, weights_digest(run / FINAL_WEIGHTS)
 
 
+def search_first_queries(run: Path, gallery: Path, tiny_root: Path, count: int, top_k: int = 4):
+    """The results of searching the gallery for the tiny set's first `count` queries, as the contact sheet gets them."""
+    emb, cfg, digest = embedder_of(run)
+    index = build_index(emb, cfg, gallery, digest, progress=False)
+    queries = sorted((tiny_root / "query").iterdir())[:count]
+    feats, _, _ = embed_files(emb, queries, cfg, progress=False)
+    return search(index, feats, queries, cfg.distance, top_k=top_k)
+
+
 def test_search_finds_exactly_the_nearest_and_marks_market_names(run, gallery, tiny_root):
     emb, cfg, digest = embedder_of(run)
     index = build_index(emb, cfg, gallery, digest, progress=False)
@@ -205,11 +214,7 @@ def test_chunked_top_k_and_faiss_agree_with_a_full_sort(metric):
 
 
 def test_contact_sheet_and_html_page(run, gallery, tiny_root, tmp_path):
-    emb, cfg, digest = embedder_of(run)
-    index = build_index(emb, cfg, gallery, digest, progress=False)
-    queries = sorted((tiny_root / "query").iterdir())[:3]
-    feats, _, _ = embed_files(emb, queries, cfg, progress=False)
-    results = search(index, feats, queries, cfg.distance, top_k=4)
+    results = search_first_queries(run, gallery, tiny_root, 3)
     png = write_results(results, gallery, tmp_path / "sheet.png", height=64)
     sheet = Image.open(png)
     assert sheet.width > 5 * 32 and sheet.height > 3 * 64
@@ -500,11 +505,7 @@ def test_every_file_not_indexed_is_listed_with_its_reason_symlinks_included(tmp_
 def test_contact_sheet_explains_itself(run, gallery, tiny_root, tmp_path):
     from reid import search as rs
 
-    emb, cfg, digest = embedder_of(run)
-    index = build_index(emb, cfg, gallery, digest, progress=False)
-    queries = sorted((tiny_root / "query").iterdir())[:2]
-    feats, _, _ = embed_files(emb, queries, cfg, progress=False)
-    results = search(index, feats, queries, cfg.distance, top_k=4)
+    results = search_first_queries(run, gallery, tiny_root, 2)
     header = {"run": "runs/smoke", "weights_sha256": "ab" * 32, "gallery": str(gallery), "top_k": 4, "rerank": None,
               "date": "2026-11-30T12:00:00"}
     png = write_results(results, gallery, tmp_path / "sheet.png", height=64, header=header)
