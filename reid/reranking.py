@@ -686,7 +686,7 @@ def search_reranking(q_feats: torch.Tensor, g_feats: torch.Tensor, q_pids, g_pid
     for k1, k2, lam in grid:
         by_k1.setdefault(k1, {}).setdefault(k2, []).append(lam)
     bar = tqdm(total=len(grid), desc="re-ranking grid", disable=not progress, leave=False)
-    everyone = torch.arange(nq + ng)
+    everyone = torch.arange(nq + ng, device=hood.knn.device)
     for k1, k2s in by_k1.items():
         v = weighted_sets(hood.feats, hood.knn, hood.knn_d, hood.row_max, k1, compiled=compiled)
         for k2, lams in k2s.items():

@@ -497,8 +497,8 @@ def topk_torch(query: torch.Tensor, gallery: torch.Tensor, k: int, metric: str =
     q = query.float()
     if metric == "cosine" and not normalized:
         q = F.normalize(q, dim=1)
-    best_d = torch.empty(len(q), 0)
-    best_i = torch.empty(len(q), 0, dtype=torch.long)
+    best_d = torch.empty(len(q), 0, device=q.device)  # on the features' device: a GPU's search stays there
+    best_i = torch.empty(len(q), 0, dtype=torch.long, device=q.device)
     for start in range(0, len(gallery), chunk_size):
         g = gallery[start:start + chunk_size].float()
         if metric == "cosine" and not normalized:
