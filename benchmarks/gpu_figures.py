@@ -165,6 +165,59 @@ def throughput(rec: Record, cfg: Config, dataset, steps: int, warmup: int, round
                             "median": med, "over_plain": ratios, "compile_s": compile_s})
 
 
+def breakdown(rec: Record, cfg: Config, dataset, steps: int, warmup: int) -> None:
+    """Where the device path's step goes: its batches alone (decoded split, augmentation on the device), and the
+    model's training step alone (forward, losses, backward, both optimizers) on ready tensors, at the batch size
+    and at 4x it."""
+    from reid.data import make_dataloaders
+    from reid.data.decoded import training_batches
+    from reid.engine import training_parts
+
+    device = get_device(cfg.device)
+    cfg = dataclasses.replace(cfg, train_data="device")
+    train_loader, _, _, num_classes = make_dataloaders(cfg, dataset)
+    batches = training_batches(cfg, train_loader, device)
+    seen, start = 0, None
+    for i, (images, pids, _, _) in enumerate(batches):
+        if i == warmup:
+            sync(device)
+            start, seen = time.perf_counter(), 0
+        seen += len(pids)
+        if i == warmup + steps - 1:
+            break
+    sync(device)
+    loading = seen / (time.perf_counter() - start)
+    values = {"batches_alone": loading, "model_step_alone": {}}
+    parts = [f"the device path's batches alone {loading:.0f} images/s"]
+    for batch in (cfg.batch_size, 4 * cfg.batch_size):
+        seed_everything(0)
+        model, loss_fn, optimizer, center_optimizer, amp_dtype, scaler = training_parts(cfg, num_classes, device)
+        fmt = torch.channels_last if cfg.channels_last and device.type == "cuda" else torch.contiguous_format
+        x = torch.randn(batch, 3, *cfg.input_size, device=device).contiguous(memory_format=fmt)
+        y = torch.arange(batch, device=device) // cfg.num_instances % num_classes
+        model.train()
+        for i in range(warmup + steps):
+            if i == warmup:
+                sync(device)
+                start = time.perf_counter()
+            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+                logits, feat = model(x, y)
+            loss, _ = loss_fn(logits.float(), feat.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            center_optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.step(center_optimizer)
+            scaler.update()
+        sync(device)
+        rate = steps * batch / (time.perf_counter() - start)
+        values["model_step_alone"][str(batch)] = rate
+        parts.append(f"the model's step alone at batch {batch} {rate:.0f} images/s")
+        del model, loss_fn, optimizer, center_optimizer, x
+    rec.say("; ".join(parts))
+    rec.step("breakdown", values)
+
+
 # --------------------------------------------------------------------------------------
 # 2. the tiny baseline's recipe, from scratch, for as long as the budget allows
 # --------------------------------------------------------------------------------------
@@ -378,7 +431,7 @@ def main() -> None:
                         help="how long step 2 trains (default: 180; 25 with --tiny)")
     parser.add_argument("--workers", type=int, default=min(12, max(1, (os.cpu_count() or 2) - 2)))
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="leave torch.compile out of step 1")
-    parser.add_argument("--only", nargs="+", choices=("throughput", "recipe", "reranking", "metrics", "search",
+    parser.add_argument("--only", nargs="+", choices=("throughput", "breakdown", "recipe", "reranking", "metrics", "search",
                                                       "export"), help="run these steps only")
     args = parser.parse_args()
     device = get_device("cpu" if args.tiny else "auto")
@@ -406,8 +459,8 @@ def main() -> None:
         steps, warmup, rounds = 60, 15, 2
         sizes = dict(full=(1501, 3368, 15913, 2048), grid=(300, 1200), metrics=(3368, 15913),
                      search=(1_000_000, 2048, 100))
-        export_cfg = Config.tiny_baseline()
-    chosen = args.only or ["throughput", "recipe", "reranking", "metrics", "search", "export"]
+        export_cfg = Config.tiny_baseline(pretrained="none")  # random weights: the parity does not depend on them
+    chosen = args.only or ["throughput", "breakdown", "recipe", "reranking", "metrics", "search", "export"]
 
     def run(name: str, fn, *a) -> None:
         if name not in chosen:
@@ -431,6 +484,7 @@ def main() -> None:
         throughput(rec, cfg, dataset, steps, warmup, rounds, args.compile)
 
     run("throughput", step1)
+    run("breakdown", lambda: breakdown(rec, cfg, load_dataset(cfg, verbose=False), steps, warmup))
     run("recipe", recipe, rec, args, data_root, runs, workers)
     run("reranking", reranking, rec, device, sizes["full"], sizes["grid"])
     run("metrics", metrics, rec, device, *sizes["metrics"])
