@@ -22,7 +22,10 @@ default, like CI):
 
     git clone https://github.com/lulujianjie/person-reid-tiny-baseline ../person-reid-tiny-baseline
     python benchmarks/eval_rerank.py --tiny-baseline ../person-reid-tiny-baseline [--threads 2]
-    python benchmarks/eval_rerank.py --device cuda --skip-full-seed   # step 5 on a GPU (not measured yet)
+    python benchmarks/eval_rerank.py --device cuda --skip-full-seed   # step 5 on a GPU
+
+One NVIDIA H200's figures (full size, the search, the metrics) are in benchmarks/records/gpu_nvidia_h200.txt,
+measured by benchmarks/gpu_figures.py.
 
 The smoke run is looked for where the chapters write it (REID_RUNS, else runs/ of the checkout).
 `benchmarks/rerank_memory.py` measures re-ranking at MSMT17's size within a memory bound.

@@ -1,6 +1,6 @@
 """GPU figures: every GPU claim of the book, measured in one command on one GPU (about 8 minutes on an H100/H200).
 
-Six steps, in this order; each one's lines go into the record the moment it ends, so a run
+Six steps, in this order (seven with the breakdown); each one's lines go into the record the moment it ends, so a run
 stopped early (a time limit, an error) keeps what it measured, and a step that fails is
 recorded with its error and the next one runs:
 
@@ -8,6 +8,8 @@ recorded with its error and the next one runs:
    person-reid-tiny-baseline trains (`benchmarks/train_throughput.py`'s `plain_loop`), the
    package's loop fed by a DataLoader with AMP, fed on the device (the split decoded once,
    augmented on the GPU) with AMP, and the same with `torch.compile` (its compile time apart);
+   then where the device path's step goes (`breakdown`): its batches alone, and the model's step
+   alone on ready tensors at batch 64, at 256, and compiled with CUDA graphs;
 2. `Config.tiny_baseline()` from scratch on the Market-sized synthetic set, through
    `python -m reid train` as a reader runs it, stopped after `--recipe-seconds` (its epochs,
    evaluations every 5 epochs and checkpoints as they come): seconds per epoch, and the

@@ -170,3 +170,39 @@ def test_chapter_8_and_the_readme_read_the_seed_noise_record():
     for label, values in record["rows"].items():
         x = np.asarray(values["mAP"])
         assert f"{x.mean():.1f} ± {x.std(ddof=1):.1f}" in readme, f"README: the ± of {label!r} is not the record's"
+
+
+def test_the_pages_quote_the_gpu_record():
+    """Every page that quotes the GPU figures quotes the record (benchmarks/records/gpu_nvidia_h200.json): a figure
+    changed in the record, or mistyped on a page, fails here."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    record = json.loads((root / "benchmarks" / "records" / "gpu_nvidia_h200.json").read_text())
+    first, export = record["invocations"][0]["steps"], record["invocations"][1]["steps"]["export"]
+    rate = first["throughput"]["median"]
+    recipe, rerank = first["recipe"], first["reranking"]
+    figures = {
+        "plain": f"{rate['plain fp32']:,.0f}", "device": f"{rate['device + AMP']:,.0f}",
+        "ratio": f"{first['throughput']['over_plain']['device + AMP']:.2f}x",
+        "epoch": f"{recipe['epoch_s']:.1f} s", "evaluation": f"{recipe['eval_and_checkpoint_s']:.1f} s",
+        "200 epochs": f"{recipe['projected_200_min']:.0f} minutes", "re-ranking": f"{rerank['seconds']:.2f} s",
+    }
+    pages = {"README.md": [n for n in figures if n != "200 epochs"], "book/colab.md": ["ratio", "epoch", "evaluation", "200 epochs", "re-ranking"],
+             "notebooks/05_training.ipynb": ["plain", "device", "ratio"],
+             "notebooks/07_reranking.ipynb": ["re-ranking"],
+             "notebooks/08_results.ipynb": ["plain", "device", "ratio", "epoch", "evaluation"],
+             "notebooks/market1501_on_colab.ipynb": ["epoch", "evaluation", "200 epochs", "re-ranking"]}
+    readme_only = {"README.md": [f"{recipe['projected_200_min']:.1f} min", f"{export['max_difference_fp32']:.1e}".replace("e-0", "e-"),
+                                 f"{rerank['peak_gpu_gb']:.2f} GB"]}
+    for page, names in pages.items():
+        text = (root / page).read_text()
+        if page.endswith(".ipynb"):
+            text = "\n".join("".join(c["source"]) for c in json.loads(text)["cells"] if c["cell_type"] == "markdown")
+        text = " ".join(text.split())  # a figure may wrap across lines
+        assert "gpu_nvidia_h200" in text, f"{page} does not name the record it quotes"
+        for name in names:
+            assert figures[name] in text, f"{page}: the {name} figure {figures[name]!r} is not the record's"
+        for figure in readme_only.get(page, []):
+            assert figure in text, f"{page}: {figure!r} is not the record's"
