@@ -66,6 +66,7 @@ from reid.evaluation import Embedder, evaluate_rank  # noqa: E402
 from reid.losses import make_loss  # noqa: E402
 from reid.model import Baseline  # noqa: E402
 from reid.reranking import re_ranking, reranking_grid, search_reranking  # noqa: E402
+from reid.results import latest_figures  # noqa: E402
 from reid.search import topk_torch  # noqa: E402
 from reid.utils import atomic_write  # noqa: E402
 
@@ -81,24 +82,35 @@ def commit() -> str:
 
 
 class Record:
-    """The record, written (JSON for programs, text for people) after every step."""
+    """The device's record: every invocation of this script on that kind of device, oldest first, each with its
+    figures and the lines it printed. An invocation is appended to what is there (a rerun of one step with
+    `--only` adds to the record, it does not replace it) and written after every step, JSON for programs and
+    text for people; `reid.results.latest_figures` reads a step's newest figures."""
 
-    def __init__(self, out: Path, device: torch.device, tiny: bool):
+    def __init__(self, out: Path, device: torch.device, tiny: bool, argv: list[str]):
+        from reid.kernels import available as numba_available
+
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
         self.stem = out / (f"gpu_{slug}" + ("_tiny" if tiny else ""))
-        self.data = {"device": describe_device(device), "torch": torch.__version__,
-                     "cuda": torch.version.cuda, "commit": commit(), "tiny": tiny,
+        path = self.stem.with_suffix(".json")
+        self.record = json.loads(path.read_text()) if path.exists() else {"device": describe_device(device),
+                                                                          "invocations": []}
+        command = " ".join(["python benchmarks/gpu_figures.py", *argv])
+        self.data = {"command": command, "device": describe_device(device), "torch": torch.__version__,
+                     "cuda": torch.version.cuda, "numba": numba_available(), "commit": commit(), "tiny": tiny,
                      "date": datetime.datetime.now().isoformat(timespec="seconds"),
                      "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "steps": {}}
-        self.lines = [f"# python benchmarks/gpu_figures.py{' --tiny' if tiny else ''}",
-                      f"# {self.data['date']}, {self.data['device']}, {self.data['machine']}, torch {torch.__version__}"
-                      f" (CUDA {torch.version.cuda}), commit {self.data['commit']}", ""]
+        self.data["lines"] = [f"# {command}",
+                              f"# {self.data['date']}, {self.data['device']}, {self.data['machine']}, torch "
+                              f"{torch.__version__} (CUDA {torch.version.cuda}), numba "
+                              f"{'on' if self.data['numba'] else 'absent'}, commit {self.data['commit']}", ""]
+        self.record["invocations"].append(self.data)
         self.start = time.perf_counter()
 
     def say(self, line: str) -> None:
         print(line, flush=True)
-        self.lines.append(line)
+        self.data["lines"].append(line)
 
     def step(self, name: str, values: dict) -> None:
         self.data["steps"][name] = values
@@ -106,9 +118,12 @@ class Record:
 
     def write(self) -> None:
         self.data["minutes"] = round((time.perf_counter() - self.start) / 60, 2)
+        text = [f"# {line}" for line in self.record.get("note", "").splitlines()] + [""] * bool(self.record.get("note"))
+        for i, inv in enumerate(self.record["invocations"], 1):
+            text += [f"======== invocation {i}", *inv["lines"], ""]
         atomic_write(self.stem.with_suffix(".json"),
-                     lambda tmp: Path(tmp).write_text(json.dumps(self.data, indent=1) + "\n"))
-        atomic_write(self.stem.with_suffix(".txt"), lambda tmp: Path(tmp).write_text("\n".join(self.lines) + "\n"))
+                     lambda tmp: Path(tmp).write_text(json.dumps(self.record, indent=1) + "\n"))
+        atomic_write(self.stem.with_suffix(".txt"), lambda tmp: Path(tmp).write_text("\n".join(text)))
 
 
 def sync(device: torch.device) -> None:
@@ -410,12 +425,13 @@ def export_parity(rec: Record, device: torch.device, cfg: Config, count: int) ->
 
 
 def goals(rec: Record) -> None:
-    steps = rec.data["steps"]
+    steps = {name: latest_figures(rec.record, name) for name in ("throughput", "recipe", "reranking")}
+    steps = {k: v for k, v in steps.items() if v is not None}
     verdicts = {}
     if "throughput" in steps:
         r = steps["throughput"]["over_plain"]["device + AMP"]
         verdicts["device path >= 3x plain fp32"] = (r >= GOALS["device_over_plain"], f"{r:.2f}x")
-    if steps.get("recipe", {}).get("projected_200_min") is not None:
+    if "recipe" in steps and steps["recipe"].get("projected_200_min") is not None:
         m = steps["recipe"]["projected_200_min"]
         verdicts["200-epoch recipe < 10 min"] = (m < GOALS["recipe_minutes"], f"{m:.1f} min projected")
     if "reranking" in steps:
@@ -447,7 +463,7 @@ def main() -> None:
     args.recipe_seconds = args.recipe_seconds or (25.0 if args.tiny else 180.0)
     out = args.out or (Path(tempfile.mkdtemp(prefix="gpu-figures-")) if args.tiny else ROOT / "benchmarks" / "records")
     out.mkdir(parents=True, exist_ok=True)
-    rec = Record(out, device, args.tiny)
+    rec = Record(out, device, args.tiny, sys.argv[1:])
     rec.say(f"device: {rec.data['device']}; {rec.data['machine']}; record: {rec.stem}.txt/.json")
     work = Path(tempfile.mkdtemp(prefix="gpu-figures-work-"))
     data_root, runs = work / "data", work / "runs"
@@ -458,7 +474,7 @@ def main() -> None:
                            data_root=str(data_root))
         steps, warmup, rounds = 3, 1, 1
         sizes = dict(full=(60, 120, 480, 64), grid=(60, 240), metrics=(300, 1200), search=(20_000, 64, 10))
-        export_cfg = Config.smoke()
+        export_cfg = Config.tiny_baseline(pretrained="none", backbone="resnet18", input_size=(64, 32), padding=3)
     else:
         cfg = Config.smoke(backbone="resnet50", input_size=(256, 128), padding=10, batch_size=64,
                            synthetic_preset="market", num_workers=workers, device=str(device), data_root=str(data_root))

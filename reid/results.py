@@ -239,6 +239,16 @@ def record_text(name: str) -> str:
     return resources.files("reid.records").joinpath(name).read_text()
 
 
+def latest_figures(record: dict, step: str) -> dict | None:
+    """The newest figures of `step` in a GPU record (`benchmarks/gpu_figures.py` writes it: {"invocations": [{"steps":
+    {step: figures}}, ...]}), from an invocation where the step did not fail; None if none has it."""
+    for invocation in reversed(record["invocations"]):
+        figures = invocation["steps"].get(step)
+        if figures is not None and "error" not in figures:
+            return figures
+    return None
+
+
 def load_noise_record(path=None) -> dict:
     """The seed-noise record (JSON): {"seeds": [...], "rows": {row: {"mAP": [...], "rank1": [...], "mINP": [...]}},
     "searched": [...], "machine", "commit", "date", "minutes", ...}; the one shipped with the package by default."""
