@@ -649,3 +649,11 @@ def test_search_refuses_to_write_over_what_it_reads(case, run, gallery, queries,
     code, _, err = reid_main(capsys, *args)
     assert code == 2 and expect in err and "Traceback" not in err, err
     assert all(p.read_bytes() == data for p, data in before.items())  # nothing overwritten
+
+
+def test_topk_torch_keeps_its_running_lists_on_the_features_device():
+    """A GPU's search must not mix in CPU buffers (it did: the running top-k started as CPU tensors). The meta device
+    stands in for a GPU here: any tensor made on the CPU meets the features in torch.cat and fails."""
+    q, g = torch.randn(3, 8, device="meta"), torch.randn(50, 8, device="meta")
+    dists, idx = topk_torch(q, g, 5, chunk_size=16)
+    assert dists.device == q.device and idx.device == q.device and tuple(idx.shape) == (3, 5)
