@@ -210,3 +210,14 @@ def test_the_pages_quote_the_gpu_record():
             assert figures[name] in text, f"{page}: the {name} figure {figures[name]!r} is not the record's"
         for figure in readme_only.get(page, []):
             assert figure in text, f"{page}: {figure!r} is not the record's"
+
+
+def test_t_975_goes_on_past_the_table():
+    from reid.results import T_975, t_975
+
+    assert [t_975(df) for df in range(1, 31)] == list(T_975)
+    for df, exact in ((31, 2.0395), (40, 2.0211), (60, 2.0003), (120, 1.9799), (1000, 1.9623)):  # exact quantiles
+        assert abs(t_975(df) - exact) < 2e-4, df
+    assert t_975(30) > t_975(31) > t_975(100) > 1.96
+    with pytest.raises(ValueError, match="df=0"):
+        t_975(0)
