@@ -1,4 +1,4 @@
-"""GPU figures: every GPU claim of the book, measured in one command on one GPU (about 6 minutes on an H200).
+"""GPU figures: every GPU claim of the book, measured in one command on one GPU (its steps took 6.5 minutes on an H200).
 
 Seven steps, in this order; each one's lines go into the record the moment it ends, so a run
 stopped early (a time limit, an error, Ctrl-C) keeps what it measured, and a step that fails is
