@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import platform
@@ -65,6 +66,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))  # the sibling benchmarks whose pieces this one reuses
 
 from eval_rerank import best_of, clustered_features  # noqa: E402
+from seed_noise import commit  # noqa: E402
 from train_throughput import plain_loop  # noqa: E402
 
 from reid import Config, describe_device, get_device, seed_everything  # noqa: E402
@@ -79,14 +81,6 @@ from reid.search import topk_torch  # noqa: E402
 from reid.utils import atomic_write  # noqa: E402
 
 GOALS = {"device_over_plain": 3.0, "recipe_minutes": 10.0, "full_rerank_s": 1.0}
-
-
-def commit() -> str:
-    """The checkout's commit (REID_COMMIT where the tree travels without its .git, as to a lent GPU machine)."""
-    if os.environ.get("REID_COMMIT"):
-        return os.environ["REID_COMMIT"]
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
 
 
 class Record:
@@ -548,15 +542,16 @@ def main() -> None:
         rec.say(f"  ({time.perf_counter() - start:.0f} s)")
         rec.write()
 
-    def step1():
+    @functools.cache
+    def dataset():  # made (or read) once, for the steps that need it; step 2 finds it under the same root
         start = time.perf_counter()
-        dataset = load_dataset(cfg, verbose=False)  # made once here; step 2 finds it under the same root
-        rec.say(f"synthetic {args.preset} set: {len(dataset.train):,} training images, ready in "
+        made = load_dataset(cfg, verbose=False)
+        rec.say(f"synthetic {args.preset} set: {len(made.train):,} training images, ready in "
                 f"{time.perf_counter() - start:.0f} s")
-        throughput(rec, cfg, dataset, steps, warmup, rounds, args.compile)
+        return made
 
-    run("throughput", step1)
-    run("breakdown", lambda: breakdown(rec, cfg, load_dataset(cfg, verbose=False), steps, warmup))
+    run("throughput", lambda: throughput(rec, cfg, dataset(), steps, warmup, rounds, args.compile))
+    run("breakdown", lambda: breakdown(rec, cfg, dataset(), steps, warmup))
     run("recipe", recipe, rec, args, data_root, runs, workers)
     run("reranking", reranking, rec, device, sizes["full"], sizes["grid"])
     run("metrics", metrics, rec, device, *sizes["metrics"])

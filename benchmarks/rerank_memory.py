@@ -139,8 +139,9 @@ def main() -> None:
         print(json.dumps(run_case(args.one, args.max_memory_gb, args.device, args.threads)))
         return
     import torch
+    from seed_noise import commit as checkout_commit  # here, not at the top: the --one children measure memory
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = checkout_commit()
     header = [f"# python benchmarks/rerank_memory.py --max-memory-gb {args.max_memory_gb} --threads {args.threads}",
               f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {args.threads} threads, "
               f"device {args.device}, torch {torch.__version__}, commit {commit}"]

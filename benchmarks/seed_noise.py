@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import time
@@ -39,6 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def commit() -> str:
+    """The checkout's commit, for a record (REID_COMMIT where the tree travels without its .git, as to a lent GPU
+    machine); the benchmarks that write records share it."""
+    if os.environ.get("REID_COMMIT"):
+        return os.environ["REID_COMMIT"]
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return out.stdout.strip() or "unknown"
 
