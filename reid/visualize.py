@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from typing import Sequence
 
@@ -586,7 +587,7 @@ def show_search_heatmap(result, marks: dict[str, tuple[int, int, float]] | None 
     panel per lambda, on one colour scale. The grid has a point only where k2 <= 0.7 k1 (the blank corner) and
     its k1 and k2 values are unevenly spaced (the axes list them). A red circle marks the best point; `marks`
     adds named points (e.g. the paper's setting) in black, each its own shape (a cross, a square, a triangle, a
-    diamond), on their lambda's panel; the legend is below."""
+    diamond; a fifth point is a cross again), on their lambda's panel; the legend is below."""
     lambdas = sorted({r["lambda"] for r in result.rows})
     k1s, k2s = sorted({r["k1"] for r in result.rows}), sorted({r["k2"] for r in result.rows})
     fig, axes = plt.subplots(1, len(lambdas), figsize=(3.9 * len(lambdas), 4.1), squeeze=False, sharey=True)
@@ -603,7 +604,7 @@ def show_search_heatmap(result, marks: dict[str, tuple[int, int, float]] | None 
         if result.best["lambda"] == lam:
             ax.plot(k1s.index(result.best["k1"]), k2s.index(result.best["k2"]), "o", mfc="none", mec="red", ms=11,
                     mew=2, label="best by the criterion")
-        for (name, (k1, k2, mark_lam)), marker in zip((marks or {}).items(), "xs^D"):
+        for (name, (k1, k2, mark_lam)), marker in zip((marks or {}).items(), itertools.cycle("xs^D")):
             if mark_lam == lam and k1 in k1s and k2 in k2s:  # one marker shape per named point
                 ax.plot(k1s.index(k1), k2s.index(k2), marker, mfc="none" if marker != "x" else "black", mec="black",
                         ms=9, mew=2, label=name)
