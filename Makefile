@@ -3,23 +3,37 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# pip byte-compiles every module it installs (some 13,000 files, half of a 100 s install here);
+# Python compiles just the ones imported, once, when it may write them back. It may not under
+# PYTHONDONTWRITEBYTECODE, which would make every process compile them again: there, pip compiles.
+NO_COMPILE := $(if $(PYTHONDONTWRITEBYTECODE),,--no-compile)
 
 .PHONY: book test portable clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book]"
+	$(BIN)/python -m pip install --quiet $(NO_COMPILE) -c constraints.txt -e ".[book]"
 	touch $@
 
 # Execute every chapter and render the book into _build/html (fails on any warning or cell error).
 book: $(VENV)/.installed
 	$(BIN)/jupyter-book build . -W --keep-going
 
-# Unit tests, the book rendered and opened in headless Chromium (tests/test_book.py), then every
-# notebook re-executed and compared with its stored outputs.
+# Unit tests, the book rendered and opened in headless Chromium (tests/test_book.py), and every
+# notebook re-executed and compared with its stored outputs. Both at once: the chapters (two thirds
+# of the time, most of it training on every core) at normal priority; the unit tests beside them on
+# one thread at the lowest priority, so they run in the CPU time the chapters leave idle (kernels
+# starting, figures, Python between steps) and hardly slow a training step. Their report follows
+# the chapters'. `pytest --nbval` runs the same tests in one process, one after the other.
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest --nbval
+	@log=$$(mktemp); \
+	nice -n 19 env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+	  $(BIN)/python -m pytest tests >"$$log" 2>&1 & units=$$!; \
+	$(BIN)/python -m pytest --nbval notebooks; chapters=$$?; \
+	wait $$units; unit_tests=$$?; \
+	echo "==== the unit tests, run beside the chapters (exit $$unit_tests) ===="; cat "$$log"; rm -f "$$log"; \
+	test $$chapters -eq 0 && test $$unit_tests -eq 0
 
 # The tests and every chapter again under perturbed floating point (one thread; another CPU's
 # kernels), with fresh data and runs: do the stored outputs hold on other machines? ~25 min.
