@@ -24,12 +24,16 @@ book: $(VENV)/.installed
 # notebook re-executed and compared with its stored outputs. Both at once: the chapters (two thirds
 # of the time, most of it training on every core) at normal priority; the unit tests beside them on
 # one thread at the lowest priority, so they run in the CPU time the chapters leave idle (kernels
-# starting, figures, Python between steps) and hardly slow a training step. Their report follows
-# the chapters'. `pytest --nbval` runs the same tests in one process, one after the other.
+# starting, figures, Python between steps). Their report follows the chapters'. `pytest --nbval`
+# runs the same tests in one process, one after the other.
+# The lowest priority must hold against the chapters' Jupyter kernels, each in a session of its own:
+# where Linux groups CPU time by session (autogroup), a process's nice value counts only inside its
+# session, and a plain `nice` made a training step 16 times slower. So the unit tests get a session
+# of their own whose autogroup is niced (scripts/idle.sh).
 test: $(VENV)/.installed
 	@log=$$(mktemp); \
-	nice -n 19 env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
-	  $(BIN)/python -m pytest tests >"$$log" 2>&1 & units=$$!; \
+	env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+	  scripts/idle.sh $(BIN)/python -m pytest tests >"$$log" 2>&1 & units=$$!; \
 	$(BIN)/python -m pytest --nbval notebooks; chapters=$$?; \
 	wait $$units; unit_tests=$$?; \
 	echo "==== the unit tests, run beside the chapters (exit $$unit_tests) ===="; cat "$$log"; rm -f "$$log"; \
