@@ -30,13 +30,14 @@ book: $(VENV)/.installed
 # where Linux groups CPU time by session (autogroup), a process's nice value counts only inside its
 # session, and a plain `nice` made a training step 16 times slower. So the unit tests get a session
 # of their own whose autogroup is niced (scripts/idle.sh).
+# Once the chapters are done, the next unit test takes every core again (REID_CHAPTERS_DONE, tests/conftest.py).
 test: $(VENV)/.installed
-	@log=$$(mktemp); \
-	env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+	@log=$$(mktemp); done=$$log.chapters-done; \
+	env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 REID_CHAPTERS_DONE="$$done" \
 	  scripts/idle.sh $(BIN)/python -m pytest tests >"$$log" 2>&1 & units=$$!; \
-	$(BIN)/python -m pytest --nbval notebooks; chapters=$$?; \
+	$(BIN)/python -m pytest --nbval notebooks; chapters=$$?; touch "$$done"; \
 	wait $$units; unit_tests=$$?; \
-	echo "==== the unit tests, run beside the chapters (exit $$unit_tests) ===="; cat "$$log"; rm -f "$$log"; \
+	echo "==== the unit tests, run beside the chapters (exit $$unit_tests) ===="; cat "$$log"; rm -f "$$log" "$$done"; \
 	test $$chapters -eq 0 && test $$unit_tests -eq 0
 
 # The tests and every chapter again under perturbed floating point (one thread; another CPU's

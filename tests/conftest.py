@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from reid.data import make_synthetic_market
 
@@ -24,3 +26,17 @@ def cuhk01_root() -> Path:
     if not (root / "bounding_box_train").is_dir():
         pytest.skip(f"real images not present at {root}")
     return root
+
+
+@pytest.fixture(autouse=True)
+def every_core_once_the_chapters_are_done():
+    """`make test` runs these tests on one thread beside the chapters (see the Makefile) and creates the
+    file named by REID_CHAPTERS_DONE when the chapters end: from then on, tests and the processes
+    they start use every core."""
+    done = os.environ.get("REID_CHAPTERS_DONE")
+    if done and os.path.exists(done):
+        del os.environ["REID_CHAPTERS_DONE"]
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.pop(name, None)
+        torch.set_num_threads(os.cpu_count() or 1)  # numba keeps one: NUMBA_NUM_THREADS is read at its import
+    yield
