@@ -22,22 +22,26 @@ book: $(VENV)/.installed
 
 # Unit tests, the book rendered and opened in headless Chromium (tests/test_book.py), and every
 # notebook re-executed and compared with its stored outputs. Both at once: the chapters (two thirds
-# of the time, most of it training on every core) at normal priority; the unit tests beside them on
-# one thread at the lowest priority, so they run in the CPU time the chapters leave idle (kernels
-# starting, figures, Python between steps). Their report follows the chapters'. `pytest --nbval`
-# runs the same tests in one process, one after the other.
+# of the time, most of it training on every core) at normal priority; the unit tests beside them at
+# the lowest priority, on one thread until the chapters end (tests/conftest.py), so that they run in
+# the CPU time the chapters leave idle (kernels starting, figures, Python between steps). Their
+# report follows the chapters'. `pytest --nbval` runs the same tests in one process, one after the other.
 # The lowest priority must hold against the chapters' Jupyter kernels, each in a session of its own:
-# where Linux groups CPU time by session (autogroup), a process's nice value counts only inside its
-# session, and a plain `nice` made a training step 16 times slower. So the unit tests get a session
-# of their own whose autogroup is niced (scripts/idle.sh).
-# Once the chapters are done, the next unit test takes every core again (REID_CHAPTERS_DONE, tests/conftest.py).
+# where Linux shares CPU time between sessions first (autogroup), a plain `nice` counts only inside
+# its session (scripts/idle.sh). While the chapters train, the unit tests hardly run: their time
+# limits are stretched (REID_TEST_TIME_SCALE, tests/limits.py). They keep their own numba and pytest
+# caches: two processes adding to one numba cache at once can mix up its entries.
 test: $(VENV)/.installed
 	@log=$$(mktemp); done=$$log.chapters-done; \
-	env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 REID_CHAPTERS_DONE="$$done" \
-	  scripts/idle.sh $(BIN)/python -m pytest tests >"$$log" 2>&1 & units=$$!; \
+	REID_CHAPTERS_DONE="$$done" REID_TEST_TIME_SCALE=5 NUMBA_CACHE_DIR="$$log.numba" \
+	  scripts/idle.sh $(BIN)/python -m pytest -o cache_dir=.pytest_cache/unit-tests tests >"$$log" 2>&1 & \
+	units=$$!; \
+	trap 'kill -TERM -- -$$units 2>/dev/null || kill -TERM $$units 2>/dev/null; rm -rf "$$log" "$$done" "$$log.numba"; exit 130' INT TERM HUP; \
+	echo "the unit tests run beside the chapters; their report follows the chapters' (meanwhile: $$log)"; \
 	$(BIN)/python -m pytest --nbval notebooks; chapters=$$?; touch "$$done"; \
 	wait $$units; unit_tests=$$?; \
-	echo "==== the unit tests, run beside the chapters (exit $$unit_tests) ===="; cat "$$log"; rm -f "$$log" "$$done"; \
+	echo "==== the unit tests, run beside the chapters (exit $$unit_tests) ===="; cat "$$log"; \
+	rm -rf "$$log" "$$done" "$$log.numba"; \
 	test $$chapters -eq 0 && test $$unit_tests -eq 0
 
 # The tests and every chapter again under perturbed floating point (one thread; another CPU's

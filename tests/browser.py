@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 import websocket
 
+from limits import limit
+
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
@@ -73,7 +75,7 @@ class PageReport:
 class Chromium:
     """One headless browser; `visit(url)` loads a page in a fresh tab and reports on it."""
 
-    def __init__(self, executable: str, width: int = 1280, height: int = 900, timeout: float = 60.0):
+    def __init__(self, executable: str, width: int = 1280, height: int = 900, timeout: float = limit(60.0)):
         self.width, self.height, self.timeout = width, height, timeout
         self.profile = tempfile.mkdtemp(prefix="reid-chromium-")
         self.proc = subprocess.Popen(

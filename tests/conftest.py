@@ -28,15 +28,38 @@ def cuhk01_root() -> Path:
     return root
 
 
+# `make test` runs these tests beside the chapters, at the lowest CPU priority (see the Makefile), and
+# names in REID_CHAPTERS_DONE a file it creates when the chapters end. Until then the tests take one
+# thread, and so do the processes they start; from then on, the threads torch and numba would take.
+_CHAPTERS_DONE = os.environ.pop("REID_CHAPTERS_DONE", None)
+_DEFAULT_THREADS = torch.get_num_threads()
+_THREAD_VARIABLES = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+
+
+def _numba():
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba
+
+
+def pytest_configure(config):
+    if _CHAPTERS_DONE and not os.path.exists(_CHAPTERS_DONE):
+        torch.set_num_threads(1)
+        os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+        if (numba := _numba()) is not None:
+            numba.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def every_core_once_the_chapters_are_done():
-    """`make test` runs these tests on one thread beside the chapters (see the Makefile) and creates the
-    file named by REID_CHAPTERS_DONE when the chapters end: from then on, tests and the processes
-    they start use every core."""
-    done = os.environ.get("REID_CHAPTERS_DONE")
-    if done and os.path.exists(done):
-        del os.environ["REID_CHAPTERS_DONE"]
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.pop(name, None)
-        torch.set_num_threads(os.cpu_count() or 1)  # numba keeps one: NUMBA_NUM_THREADS is read at its import
+    global _CHAPTERS_DONE
+    if _CHAPTERS_DONE and os.path.exists(_CHAPTERS_DONE):
+        _CHAPTERS_DONE = None
+        for name, value in _THREAD_VARIABLES.items():  # as they were
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+        torch.set_num_threads(_DEFAULT_THREADS)
+        if (numba := _numba()) is not None:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     yield

@@ -19,6 +19,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from limits import limit
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
@@ -69,7 +71,7 @@ def pass_on_niceness(pid: int) -> None:
         pass  # no autogroup here: the plain nice value, which the kernel inherits, is what counts
 
 
-def run(nb: nbformat.NotebookNode, cwd: Path, env: dict, timeout: int = 600) -> nbformat.NotebookNode:
+def run(nb: nbformat.NotebookNode, cwd: Path, env: dict, timeout: float = limit(600)) -> nbformat.NotebookNode:
     """Execute `nb` in a fresh kernel with `env` (nbclient starts the kernel from os.environ)."""
     old = dict(os.environ)
     os.environ.clear()

@@ -21,6 +21,8 @@ from reid.model import Baseline
 from reid.search import (BadImageError, Embedder, build_index, embed_files, find_images, html_page, index_path_for,
                          load_rgb, market_labels, search, topk_faiss, topk_torch, weights_digest, write_results)
 
+from limits import limit
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -228,7 +230,7 @@ def test_contact_sheet_and_html_page(run, gallery, tiny_root, tmp_path):
 def cli(*args):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "reid", *map(str, args)], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=limit(600))
 
 
 def test_search_and_export_commands_on_a_folder_of_jpegs(run, gallery, tiny_root, tmp_path):

@@ -13,6 +13,8 @@ from PIL import Image
 from reid.data import Market1501, SyntheticSpec, make_synthetic_market, parse_market_name
 from reid.data.synthetic import PRESETS, plan_dataset
 
+from limits import limit
+
 SPLITS = ("bounding_box_train", "query", "bounding_box_test")
 
 
@@ -106,7 +108,7 @@ def test_same_bytes_without_numpys_simd_kernels(tiny_root: Path, tmp_path: Path)
               "print(_digest(make_synthetic_market(sys.argv[1], 'tiny', seed=0, workers=1, verbose=False)))")
     env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(targets), "JSIMD_FORCENONE": "1"}
     out = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", script, str(tmp_path),
-                          str(Path(__file__).parent)], env=env, capture_output=True, text=True, timeout=300)
+                          str(Path(__file__).parent)], env=env, capture_output=True, text=True, timeout=limit(300))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == _digest(tiny_root), f"with {' '.join(targets)} switched off the bytes differ"
 
