@@ -49,7 +49,7 @@ def make_optimizers(cfg: Config, model: nn.Module, loss: BaselineLoss | None = N
                     fused: bool = False) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
     """(optimizer of the network, SGD of the center-loss centers or None).
 
-    `fused=True` asks for torch's fused Adam/AdamW kernel (CUDA only: one launch for all tensors).
+    `fused=True` asks for torch's fused Adam/AdamW kernel (on CUDA or the CPU: one pass over all the tensors).
     """
     groups = parameter_groups(cfg, model)
     if cfg.optimizer == "SGD":
