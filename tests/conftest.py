@@ -30,10 +30,11 @@ def cuhk01_root() -> Path:
 
 # `make test` runs these tests beside the chapters, at the lowest CPU priority (see the Makefile), and
 # names in REID_CHAPTERS_DONE a file it creates when the chapters end. Until then the tests take one
-# thread, and so do the processes they start; from then on, the threads torch and numba would take.
+# thread (torch's and numba's; the processes they start, torch's and MKL's); from then on, the threads
+# torch and numba would take.
 _CHAPTERS_DONE = os.environ.pop("REID_CHAPTERS_DONE", None)
 _DEFAULT_THREADS = torch.get_num_threads()
-_THREAD_VARIABLES = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+_THREAD_VARIABLES = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 def _numba():
@@ -47,8 +48,8 @@ def _numba():
 def pytest_configure(config):
     if _CHAPTERS_DONE and not os.path.exists(_CHAPTERS_DONE):
         torch.set_num_threads(1)
-        os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-        if (numba := _numba()) is not None:
+        os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # for the processes the tests start
+        if (numba := _numba()) is not None:  # in this process only: numba refuses NUMBA_NUM_THREADS changed after its start
             numba.set_num_threads(1)
 
 
