@@ -68,7 +68,7 @@ def pass_on_niceness(pid: int) -> None:
         if nice > 0:
             Path(f"/proc/{pid}/autogroup").write_text(str(nice))
     except (OSError, ValueError):
-        pass  # no autogroup here: the plain nice value, which the kernel inherits, is what counts
+        pass  # no autogroup here (the kernel inherits the plain nice value, which then counts), or not allowed
 
 
 def run(nb: nbformat.NotebookNode, cwd: Path, env: dict, timeout: float = limit(600)) -> nbformat.NotebookNode:
