@@ -39,7 +39,7 @@ test: $(VENV)/.installed
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 REID_TEST_TIME_SCALE=5 NUMBA_CACHE_DIR="$$log.numba" \
 	  scripts/idle.sh $(BIN)/python -m pytest -o cache_dir=.pytest_cache/unit-tests tests >"$$log" 2>&1 & \
 	units=$$!; \
-	trap 'kill -TERM -- -$$units 2>/dev/null || kill -TERM $$units 2>/dev/null; rm -rf "$$log" "$$log.numba"; exit 130' INT TERM HUP; \
+	trap 'kill -TERM $$units 2>/dev/null; rm -rf "$$log" "$$log.numba"; exit 130' INT TERM HUP; \
 	echo "the unit tests run beside the chapters; their report follows the chapters' (meanwhile: $$log)"; \
 	$(BIN)/python -m pytest --nbval notebooks; chapters=$$?; \
 	wait $$units; unit_tests=$$?; \
